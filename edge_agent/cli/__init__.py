@@ -1,0 +1,74 @@
+"""The `edge-agent` command: parse, build a config, call one library function.
+
+Each verb lives in its own module, imported only when used, so `edge-agent serve` never
+imports torch. Exit codes: 0 success, 1 user error, 2 usage, 3 daemon failed to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+from edge_agent import __version__
+from edge_agent.errors import AgentError
+
+# verb -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("edge_agent.cli.serve", "run the Edge Agent daemon on a Unix socket"),
+    "models": ("edge_agent.cli.models", "list, describe, start and stop models on a running agent"),
+    "detect": ("edge_agent.cli.detect", "detect anomalies in images, through an agent or a model directory"),
+    "train": ("edge_agent.cli.train", "train a model package from a Lookout for Vision dataset"),
+    "evaluate": ("edge_agent.cli.evaluate", "evaluate a model package on a dataset"),
+    "dataset": ("edge_agent.cli.dataset", "import, validate and convert datasets"),
+    "package": ("edge_agent.cli.package", "model packaging jobs: Greengrass V2 model components"),
+    "component": ("edge_agent.cli.component", "run Greengrass component lifecycles locally"),
+}
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_DAEMON_FAILED = 0, 1, 2, 3
+
+
+def _available_commands() -> dict[str, tuple[str, str]]:
+    return {verb: spec for verb, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for verb, (module_name, help_text) in _available_commands().items():
+        command = sub.add_parser(verb, help=help_text, description=help_text)
+        command.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(command)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """One line per event: time, level, logger, then the event's key=value fields."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except AgentError as exc:
+        print(f"edge-agent {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

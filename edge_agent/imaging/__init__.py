@@ -1,0 +1,1 @@
+"""Client bitmaps in, masks out: inline bytes, POSIX shared memory, overlays."""

@@ -1,0 +1,31 @@
+"""Pictures a person looks at: the mask blended over the image, as the guide's PIL sample does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend `mask` over `image` (both uint8 RGB [H, W, 3]) where the mask is not background."""
+    painted = mask.any(axis=2, keepdims=True)
+    blended = (image.astype(np.float32) * (1 - alpha) + mask.astype(np.float32) * alpha).astype(np.uint8)
+    return np.where(painted, blended, image)
+
+
+def save_mask_and_overlay(image: np.ndarray, mask: np.ndarray, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write `<stem>.mask.png` and `<stem>.overlay.png` into out_dir; return both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mask_path = out_dir / f"{stem}.mask.png"
+    overlay_path = out_dir / f"{stem}.overlay.png"
+    Image.fromarray(np.ascontiguousarray(mask)).save(mask_path)
+    Image.fromarray(overlay(image, mask)).save(overlay_path)
+    return mask_path, overlay_path
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode a PNG/JPEG file to a contiguous uint8 RGB [H, W, 3] array."""
+    with Image.open(path) as img:
+        return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))

@@ -1,0 +1,33 @@
+"""The runtime interface: open a model package's graph, run one bitmap, close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Knobs shared by all backends; a backend ignores what it cannot use."""
+
+    intra_op_threads: int = 0  # 0: the runtime's default (all cores)
+    inter_op_threads: int = 1
+    device_id: int = 0
+    cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
+
+
+class Runtime(Protocol):
+    """One loaded graph. `run` must be safe to call from several threads at once."""
+
+    backend: str
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the graph on a uint8 [H, W, 3] bitmap and return its outputs by name."""
+        ...
+
+    def close(self) -> None:
+        """Release the session and its memory."""
+        ...

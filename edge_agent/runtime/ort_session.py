@@ -1,0 +1,58 @@
+"""ONNX Runtime session shared by the CPU and GPU backends (they differ only in providers)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent.errors import ModelPackageError
+from edge_agent.model_package import INPUT_IMAGE
+from edge_agent.runtime.base import RuntimeOptions
+
+
+class OrtRuntime:
+    """An InferenceSession that feeds the client's bitmap as the graph's uint8 input."""
+
+    def __init__(self, graph: Path, options: RuntimeOptions, providers: Sequence[Any], backend: str) -> None:
+        self.backend = backend
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = options.intra_op_threads
+        session_options.inter_op_num_threads = options.inter_op_threads
+        session_options.log_severity_level = 3
+        try:
+            self._session: ort.InferenceSession | None = ort.InferenceSession(
+                str(graph), session_options, providers=list(providers)
+            )
+        except Exception as exc:  # ORT raises its own exception types for corrupt graphs
+            raise ModelPackageError(f"ONNX Runtime cannot load {graph}: {_first_line(exc)}") from None
+        inputs = self._session.get_inputs()
+        if [i.name for i in inputs] != [INPUT_IMAGE] or inputs[0].type != "tensor(uint8)":
+            raise ModelPackageError(
+                f"graph {graph} must take one input {INPUT_IMAGE!r} of type uint8; "
+                f"it takes {[(i.name, i.type) for i in inputs]}"
+            )
+        self.input_shape = tuple(inputs[0].shape)
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self._lock = threading.Lock()
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        session = self._session
+        if session is None:
+            raise RuntimeError("runtime is closed")
+        values = session.run(self.output_names, {INPUT_IMAGE: image})
+        return dict(zip(self.output_names, values, strict=True))
+
+    def close(self) -> None:
+        with self._lock:
+            self._session = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

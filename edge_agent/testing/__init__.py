@@ -1,0 +1,1 @@
+"""Small, real model packages built with onnx.helper, for tests, benchmarks and demos."""
