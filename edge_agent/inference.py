@@ -87,10 +87,14 @@ class Predictor:
         names = set(getattr(runtime, "output_names", ()))
         needed = {OUTPUT_SCORE} | ({OUTPUT_MASK, OUTPUT_AREAS} if manifest.is_segmentation else set())
         if names and not needed <= names:
-            raise ModelPackageError(f"graph lacks the outputs {sorted(needed - names)} of a {manifest.model_type} model")
+            raise ModelPackageError(
+                f"graph lacks the outputs {sorted(needed - names)} of a {manifest.model_type} model"
+            )
 
     @classmethod
-    def open(cls, directory: str | Path, backend: str = "cpu", options: RuntimeOptions | None = None) -> Predictor:
+    def open(
+        cls, directory: str | Path, backend: str = "cpu", options: RuntimeOptions | None = None
+    ) -> Predictor:
         package = load_package(directory)
         package.verify_graph()
         runtime = open_runtime(backend, package.graph_path, options)

@@ -19,6 +19,8 @@ def open_runtime(backend: str, graph: Path, options: RuntimeOptions | None = Non
     try:
         module_name = BACKENDS[backend]
     except KeyError:
-        raise InvalidInputError(f"unknown runtime backend {backend!r}; choose one of {sorted(BACKENDS)}") from None
+        raise InvalidInputError(
+            f"unknown runtime backend {backend!r}; choose one of {sorted(BACKENDS)}"
+        ) from None
     module = importlib.import_module(module_name)
     return module.open_runtime(graph, options or RuntimeOptions())

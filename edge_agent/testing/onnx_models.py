@@ -44,7 +44,9 @@ def _finish(nodes: list, inits: list, outputs: list, width: int, height: int, na
         outputs,
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edge_agent.testing")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edge_agent.testing"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -109,7 +111,9 @@ def bright_blob_graph(width: int, height: int, segmentation: bool) -> onnx.Model
     return _finish(nodes, inits, outputs, width, height, "bright_blob")
 
 
-def heavy_graph(width: int, height: int, side: int = 224, layers: int = 6, channels: int = 32) -> onnx.ModelProto:
+def heavy_graph(
+    width: int, height: int, side: int = 224, layers: int = 6, channels: int = 32
+) -> onnx.ModelProto:
     """Resize to side x side inside the graph, then a stack of 3x3 convolutions."""
     n = helper.make_node
     rng = np.random.default_rng(0)
@@ -158,9 +162,7 @@ def _toposort(nodes: list, available: set[str]) -> list:
     return ordered
 
 
-def write_package(
-    directory: Path, model: onnx.ModelProto, manifest: Manifest
-) -> ModelPackage:
+def write_package(directory: Path, model: onnx.ModelProto, manifest: Manifest) -> ModelPackage:
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(directory / manifest.graph))
     return save(directory, manifest)
@@ -175,7 +177,8 @@ def bright_blob_package(
         width=width,
         height=height,
         threshold=0.5,
-        model_arn=model_arn or f"arn:aws:lookoutvision:local:000000000000:model/bright-blob/{int(segmentation) + 1}",
+        model_arn=model_arn
+        or f"arn:aws:lookoutvision:local:000000000000:model/bright-blob/{int(segmentation) + 1}",
         labels=labels,
         score_normalization={"method": "linear", "gain": 50.0, "clip": [0, 1]},
         provenance={"builder": "edge_agent.testing.onnx_models.bright_blob_package"},
@@ -183,7 +186,9 @@ def bright_blob_package(
     return write_package(directory, bright_blob_graph(width, height, segmentation), manifest)
 
 
-def heavy_package(directory: Path, width: int, height: int, side: int = 224, layers: int = 6, channels: int = 32) -> ModelPackage:
+def heavy_package(
+    directory: Path, width: int, height: int, side: int = 224, layers: int = 6, channels: int = 32
+) -> ModelPackage:
     manifest = Manifest(
         model_type="classification",
         width=width,
@@ -191,6 +196,10 @@ def heavy_package(directory: Path, width: int, height: int, side: int = 224, lay
         threshold=0.5,
         model_arn="arn:aws:lookoutvision:local:000000000000:model/heavy/1",
         score_normalization={"method": "sigmoid"},
-        provenance={"builder": "edge_agent.testing.onnx_models.heavy_package", "side": side, "layers": layers},
+        provenance={
+            "builder": "edge_agent.testing.onnx_models.heavy_package",
+            "side": side,
+            "layers": layers,
+        },
     )
     return write_package(directory, heavy_graph(width, height, side, layers, channels), manifest)
