@@ -29,6 +29,8 @@ class Dataset:
     width: int
     height: int
     labels: tuple[AnomalyLabel, ...] = ()  # anomaly types with colours; empty for classification
+    source: str = ""  # the manifest or folder it was imported from, for messages
+    unlabelled: int = 0  # manifest lines skipped because class-name was neither normal nor anomaly
 
     @property
     def model_type(self) -> ModelType:
@@ -42,3 +44,19 @@ class Dataset:
     @property
     def anomalous(self) -> tuple[Sample, ...]:
         return tuple(s for s in self.samples if s.is_anomalous)
+
+    def label_counts(self) -> dict[str, int]:
+        """Images per anomaly label (an image with two labels counts for both)."""
+        counts = {label.name: 0 for label in self.labels}
+        for sample in self.samples:
+            for name in sample.labels:
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def single_label_counts(self) -> dict[str, int]:
+        """Images carrying exactly one label, per label: what the guide's minimum counts count."""
+        counts = {label.name: 0 for label in self.labels}
+        for sample in self.samples:
+            if len(sample.labels) == 1:
+                counts[sample.labels[0]] = counts.get(sample.labels[0], 0) + 1
+        return counts

@@ -1,0 +1,101 @@
+"""What the importer needs to know about one image or mask file, read cheaply and checked.
+
+Formats are sniffed from the first bytes, not taken from the extension, because the guide's
+troubleshooting chapter names renamed JPEG masks as a cause of failed training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edge_agent.dataset.errors import DatasetError
+from edge_agent.model_package import MAX_SIDE_PX, MIN_SIDE_PX
+
+MAX_IMAGE_BYTES = 8 * 1024 * 1024  # the guide's quota: 8 MB per image
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: Path
+    format: str  # "PNG" or "JPEG"
+    width: int
+    height: int
+
+
+def sniff_format(path: Path) -> str | None:
+    """'PNG', 'JPEG' or None, from the file's magic bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head.startswith(PNG_MAGIC):
+        return "PNG"
+    if head.startswith(JPEG_MAGIC):
+        return "JPEG"
+    return None
+
+
+def inspect_image(path: Path) -> ImageInfo:
+    """Check one dataset image: exists, PNG or JPEG by content, at most 8 MB, 64..4096 px a side."""
+    if not path.is_file():
+        raise DatasetError(f"image {path} does not exist: fix the reference or copy the image there")
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise DatasetError(
+            f"image {path} is {size} bytes; the limit is {MAX_IMAGE_BYTES} (8 MB): "
+            "re-encode it with more compression or a smaller size"
+        )
+    kind = sniff_format(path)
+    if kind is None:
+        raise DatasetError(
+            f"image {path} is neither PNG nor JPEG (checked its content, not its name): "
+            "convert it to PNG or JPEG"
+        )
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except OSError as exc:
+        raise DatasetError(f"image {path} cannot be decoded ({exc}): replace the file") from None
+    for side, value in (("width", width), ("height", height)):
+        if not MIN_SIDE_PX <= value <= MAX_SIDE_PX:
+            raise DatasetError(
+                f"image {path} has {side} {value} px; allowed is {MIN_SIDE_PX}..{MAX_SIDE_PX}: "
+                "resize or crop the images"
+            )
+    return ImageInfo(path=path, format=kind, width=width, height=height)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Decode a mask PNG to uint8 RGB [H, W, 3]; fully transparent pixels become background (black)."""
+    if not path.is_file():
+        raise DatasetError(f"mask {path} does not exist: fix the mask reference or copy the mask there")
+    if sniff_format(path) != "PNG":
+        raise DatasetError(
+            f"mask {path} is not a real PNG (checked its content, not its name): "
+            "save the mask as PNG; renaming the extension is not enough"
+        )
+    try:
+        with Image.open(path) as img:
+            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+            if has_alpha:
+                rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+                rgb = np.ascontiguousarray(rgba[..., :3])
+                rgb[rgba[..., 3] == 0] = 0
+                return rgb
+            return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    except OSError as exc:
+        raise DatasetError(f"mask {path} cannot be decoded ({exc}): replace the file") from None
+
+
+def mask_colors(mask: np.ndarray) -> set[str]:
+    """The distinct colours of an RGB mask as upper-case #RRGGBB."""
+    packed = (
+        mask[..., 0].astype(np.uint32) << 16
+        | mask[..., 1].astype(np.uint32) << 8
+        | mask[..., 2].astype(np.uint32)
+    )
+    return {f"#{int(value):06X}" for value in np.unique(packed)}
