@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_agent.dataset.errors import DatasetError
+from edge_agent.dataset.types import Sample
+from edge_agent.model_package import AnomalyLabel
 
 CLASSIFICATION_TYPE = "groundtruth/image-classification"
 SEGMENTATION_TYPE = "groundtruth/semantic-segmentation"
@@ -168,3 +170,47 @@ def _segmentation(data: dict[str, Any], where: str) -> tuple[str | None, tuple[C
             )
         entries.append(ColorEntry(name=name, hex_color=color.upper()))
     return mask_ref, tuple(entries)
+
+
+def export_lines(samples: Iterable[Sample], labels: Iterable[AnomalyLabel]) -> Iterator[dict[str, Any]]:
+    """Normalised manifest lines for samples (local absolute paths, `anomaly-label` 1/0).
+
+    Masks get a segmentation block whose color map lists BACKGROUND and the sample's labels.
+    """
+    colors = {label.name: label.hex_color for label in labels}
+    for sample in samples:
+        line: dict[str, Any] = {
+            "source-ref": str(sample.image.resolve()),
+            "anomaly-label": int(sample.is_anomalous),
+            "anomaly-label-metadata": {
+                "class-name": ANOMALY if sample.is_anomalous else NORMAL,
+                "type": CLASSIFICATION_TYPE,
+                "human-annotated": "yes",
+                "job-name": "edge-agent/dataset-export",
+            },
+        }
+        if sample.mask is not None:
+            color_map = {"0": {"class-name": BACKGROUND_CLASS, "hex-color": "#ffffff", "confidence": 0.0}}
+            for index, name in enumerate(sample.labels, start=1):
+                color_map[str(index)] = {
+                    "class-name": name,
+                    "hex-color": colors[name].lower(),
+                    "confidence": 0.0,
+                }
+            line["anomaly-mask-ref"] = str(sample.mask.resolve())
+            line["anomaly-mask-ref-metadata"] = {
+                "internal-color-map": color_map,
+                "type": SEGMENTATION_TYPE,
+                "human-annotated": "yes",
+                "job-name": "edge-agent/dataset-export",
+            }
+        yield line
+
+
+def write_manifest(path: Path, samples: Iterable[Sample], labels: Iterable[AnomalyLabel]) -> Path:
+    """Write samples as a normalised Ground Truth manifest that `load_dataset` reads back as is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for line in export_lines(samples, labels):
+            handle.write(json.dumps(line) + "\n")
+    return path
