@@ -1,0 +1,93 @@
+"""`edge-agent serve`: run the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from edge_agent.errors import InvalidInputError
+from edge_agent.registry import RegistryConfig
+from edge_agent.runtime import BACKENDS, RuntimeOptions
+from edge_agent.server.daemon import DEFAULT_SOCKET, DaemonError, ServeConfig, serve
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--socket", default=DEFAULT_SOCKET, help="unix:///PATH.sock (default: %(default)s)")
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="NAME=DIR", help="serve the model package DIR as NAME"
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="one sub-directory per model component; watched for additions and removals",
+    )
+    parser.add_argument("--socket-group", help="group that may use the socket, e.g. ggc_group")
+    parser.add_argument(
+        "--socket-mode", default="0660", help="socket file mode, octal (default: %(default)s)"
+    )
+    parser.add_argument("--backend", default="cpu", choices=sorted(BACKENDS), help="inference runtime")
+    parser.add_argument("--threads", type=int, default=0, help="runtime threads per model (0: all cores)")
+    parser.add_argument("--concurrency", type=int, default=1, help="runs of one model at the same time")
+    parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")
+    parser.add_argument("--server-threads", type=int, default=32, help="gRPC worker threads")
+    parser.add_argument("--memory-limit-mb", type=int, help="memory budget for all loaded models")
+    parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message (inline images)")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between models-dir scans")
+    parser.add_argument("--engine-cache", type=Path, help="where GPU backends cache compiled engines")
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    models: dict[str, Path] = {}
+    for spec in args.model:
+        name, sep, directory = spec.partition("=")
+        if not sep or not name or not directory:
+            raise InvalidInputError(f"--model {spec!r}: expected NAME=DIR")
+        if name in models:
+            raise InvalidInputError(f"--model {name!r} is given twice")
+        models[name] = Path(directory)
+    try:
+        mode = int(args.socket_mode, 8)
+    except ValueError:
+        raise InvalidInputError(
+            f"--socket-mode {args.socket_mode!r} is not an octal mode like 0660"
+        ) from None
+    for option, value, low in (
+        ("--concurrency", args.concurrency, 1),
+        ("--queue-depth", args.queue_depth, 0),
+        ("--threads", args.threads, 0),
+        ("--server-threads", args.server_threads, 5),
+        ("--max-message-mb", args.max_message_mb, 1),
+    ):
+        if value < low:
+            raise InvalidInputError(f"{option} is {value}; it must be at least {low}")
+    registry = RegistryConfig(
+        backend=args.backend,
+        runtime=RuntimeOptions(intra_op_threads=args.threads, cache_dir=args.engine_cache),
+        concurrency=args.concurrency,
+        queue_depth=args.queue_depth,
+        memory_limit_bytes=None if args.memory_limit_mb is None else args.memory_limit_mb << 20,
+    )
+    return ServeConfig(
+        socket=args.socket,
+        models=models,
+        models_dir=args.models_dir,
+        socket_group=args.socket_group,
+        socket_mode=mode,
+        registry=registry,
+        server_threads=args.server_threads,
+        max_message_mb=args.max_message_mb,
+        poll_interval_s=args.poll_interval,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    try:
+        serve(config)
+    except DaemonError as exc:
+        log.error("event=start_failed reason=%r", str(exc))
+        return 3
+    return 0

@@ -1,0 +1,209 @@
+"""Client POSIX shared-memory segments: read bitmaps from them, write masks into them.
+
+Safety rules, each a named step below:
+- Names: `name` or `/name`, one path component under /dev/shm; opened with O_NOFOLLOW and required
+  to be a regular file, so a client cannot point the agent at other files through a symlink.
+- Size: taken from fstat on every call; `offset + size` must fit, or the call fails INVALID_ARGUMENT.
+- Access cannot fault: we never mmap a client's segment (a segment truncated by its owner turns a
+  mapped read into SIGBUS, which kills Python); we `preadv` into a preallocated buffer and treat a
+  short read (the owner shrank it meanwhile) as bad input.
+- We never unlink, resize or write into a client's input segment. Masks are written with `pwrite`,
+  only inside the range the client gave and the segment's current size.
+- Open descriptors are cached per name (clients reuse one segment frame after frame) and validated
+  by inode on every call, so a segment deleted and recreated under the same name is reopened.
+  The cache is bounded and reference counted: an evicted descriptor is closed by its last user.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from edge_agent.errors import InvalidInputError
+
+SHM_ROOT = "/dev/shm"
+NAME_MAX = 255
+MAX_OFFSET = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A validated SharedMemoryHandle: `name` without the leading '/', as given by the client."""
+
+    name: str
+    size: int
+    offset: int
+
+    @property
+    def path(self) -> str:
+        return f"{SHM_ROOT}/{self.name}"
+
+
+def segment_name(raw: str, field: str) -> str:
+    """Accept `name` or `/name` (shm_open style); refuse anything that is not one component."""
+    name = raw[1:] if raw.startswith("/") else raw
+    if not name:
+        raise InvalidInputError(f"{field}.name is empty: give the name passed to shm_open, e.g. '/camera0'")
+    if "/" in name or "\0" in name or name in (".", "..") or len(name.encode()) > NAME_MAX:
+        raise InvalidInputError(
+            f"{field}.name {raw!r} is not a POSIX shared memory name: one component of at most "
+            f"{NAME_MAX} bytes, no '/' after the leading one"
+        )
+    return name
+
+
+def check_range(ref: SegmentRef, field: str) -> None:
+    if ref.offset > MAX_OFFSET or ref.size > MAX_OFFSET or ref.offset + ref.size > MAX_OFFSET:
+        raise InvalidInputError(f"{field}: offset {ref.offset} + size {ref.size} overflows a file offset")
+
+
+class _Segment:
+    def __init__(self, fd: int, inode: tuple[int, int]) -> None:
+        self.fd = fd
+        self.inode = inode
+        self.users = 0
+        self.evicted = False
+
+
+class SegmentCache:
+    """Open descriptors of client segments, reused across calls, safe against reuse races."""
+
+    def __init__(self, max_open: int = 64) -> None:
+        self._max_open = max_open
+        self._lock = threading.Lock()
+        self._open: OrderedDict[tuple[str, bool], _Segment] = OrderedDict()
+
+    def read_into(self, ref: SegmentRef, out: memoryview, field: str) -> None:
+        """Copy `ref.size` bytes at `ref.offset` of the segment into `out` (exactly that long)."""
+        with self._use(ref, writable=False, field=field) as fd:
+            _require_fits(fd, ref, ref.size, field)
+            done = os.preadv(fd, [out], ref.offset)
+        if done != ref.size:
+            raise InvalidInputError(
+                f"{field}: shared memory segment {ref.name!r} shrank while the agent read it "
+                f"(got {done} of {ref.size} bytes): do not resize a segment during a call"
+            )
+
+    def write(self, ref: SegmentRef, data: memoryview, field: str) -> None:
+        """Write `data` at `ref.offset`, refusing to grow the segment or pass the client's range."""
+        if len(data) > ref.size:
+            raise InvalidInputError(
+                f"{field}.size is {ref.size} bytes; the mask needs {len(data)} (width*height*3)"
+            )
+        with self._use(ref, writable=True, field=field) as fd:
+            _require_fits(fd, ref, len(data), field)
+            done = os.pwrite(fd, data, ref.offset)
+        if done != len(data):
+            raise InvalidInputError(f"{field}: wrote only {done} of {len(data)} mask bytes to {ref.name!r}")
+
+    def open_count(self) -> int:
+        """Descriptors currently held (leak tests watch this)."""
+        with self._lock:
+            return len(self._open)
+
+    def close(self) -> None:
+        with self._lock:
+            segments = list(self._open.values())
+            self._open.clear()
+        for segment in segments:
+            segment.evicted = True
+            self._release_if_unused(segment)
+
+    # internals -------------------------------------------------------------------------------
+    def _use(self, ref: SegmentRef, writable: bool, field: str) -> _Using:
+        return _Using(self, self._acquire(ref, writable, field))
+
+    def _acquire(self, ref: SegmentRef, writable: bool, field: str) -> _Segment:
+        try:
+            st = os.stat(ref.path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise InvalidInputError(
+                f"{field}: no shared memory segment named {ref.name!r}; create it (shm_open) before the call"
+            ) from None
+        except OSError as exc:
+            raise InvalidInputError(f"{field}: cannot inspect segment {ref.name!r}: {exc.strerror}") from None
+        inode = (st.st_dev, st.st_ino)
+        key = (ref.name, writable)
+        with self._lock:
+            segment = self._open.get(key)
+            if segment is not None and segment.inode == inode:
+                self._open.move_to_end(key)
+                segment.users += 1
+                return segment
+        fd = _open_segment(ref, writable, field)
+        opened = os.fstat(fd)
+        fresh = _Segment(fd, (opened.st_dev, opened.st_ino))
+        fresh.users = 1
+        evicted: list[_Segment] = []
+        with self._lock:
+            stale = self._open.pop(key, None)
+            if stale is not None:
+                evicted.append(stale)
+            self._open[key] = fresh
+            while len(self._open) > self._max_open:
+                evicted.append(self._open.popitem(last=False)[1])
+            for segment in evicted:
+                segment.evicted = True
+        for segment in evicted:
+            self._release_if_unused(segment)
+        return fresh
+
+    def _release(self, segment: _Segment) -> None:
+        with self._lock:
+            segment.users -= 1
+        self._release_if_unused(segment)
+
+    def _release_if_unused(self, segment: _Segment) -> None:
+        with self._lock:
+            if not (segment.evicted and segment.users == 0 and segment.fd >= 0):
+                return
+            fd, segment.fd = segment.fd, -1
+        os.close(fd)
+
+
+class _Using:
+    """Context manager yielding a segment's fd while holding a reference to it."""
+
+    def __init__(self, cache: SegmentCache, segment: _Segment) -> None:
+        self._cache = cache
+        self._segment = segment
+
+    def __enter__(self) -> int:
+        return self._segment.fd
+
+    def __exit__(self, *exc: object) -> None:
+        self._cache._release(self._segment)
+
+
+def _open_segment(ref: SegmentRef, writable: bool, field: str) -> int:
+    flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(ref.path, flags)
+    except FileNotFoundError:
+        raise InvalidInputError(
+            f"{field}: no shared memory segment named {ref.name!r}; create it (shm_open) before the call"
+        ) from None
+    except PermissionError:
+        mode = "read and write" if writable else "read"
+        raise InvalidInputError(
+            f"{field}: the agent may not {mode} segment {ref.name!r}: give the agent's user access "
+            "(e.g. create it with mode 0660 and the ggc_group group)"
+        ) from None
+    except OSError as exc:
+        raise InvalidInputError(f"{field}: cannot open segment {ref.name!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidInputError(f"{field}: {ref.name!r} is not a shared memory segment")
+    return fd
+
+
+def _require_fits(fd: int, ref: SegmentRef, length: int, field: str) -> None:
+    actual = os.fstat(fd).st_size
+    if ref.offset + length > actual:
+        raise InvalidInputError(
+            f"{field}: segment {ref.name!r} holds {actual} bytes but offset {ref.offset} + size {length} "
+            f"= {ref.offset + length}: make the segment larger or fix offset/size"
+        )

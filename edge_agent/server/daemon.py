@@ -1,0 +1,215 @@
+"""The daemon: Unix socket (mode 0660, group, stale file), gRPC server, models-dir poller, signals.
+
+Start-up order: claim the socket path (refuse a live agent, replace a stale file), start the
+server with a umask that yields 0660, set the group, start the poller, log `event=ready`.
+Shutdown (SIGTERM/SIGINT): stop accepting calls, let calls in flight finish (grace), stop every
+model, remove our socket file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import logging
+import os
+import signal
+import socket
+import stat
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from edge_agent.errors import AgentError
+from edge_agent.imaging.shm import SegmentCache
+from edge_agent.protocol import edge_agent_pb2_grpc as pb_grpc
+from edge_agent.registry import ModelRegistry, RegistryConfig
+from edge_agent.server.service import EdgeAgentService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
+SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path
+CONTROL_THREADS = 4  # server threads kept free for List/Describe/Start/Stop
+
+
+class DaemonError(AgentError):
+    """The daemon cannot start (exit code 3)."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    socket: str = DEFAULT_SOCKET
+    models: dict[str, Path] = field(default_factory=dict)
+    models_dir: Path | None = None
+    socket_group: str | None = None
+    socket_mode: int = 0o660
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    server_threads: int = 32
+    max_message_mb: int = 64  # a 4096x4096 RGB image inline is 48 MiB
+    poll_interval_s: float = 1.0
+    shutdown_grace_s: float = 5.0
+
+
+def socket_path(address: str) -> Path:
+    """`unix:///abs/path.sock`, `unix:/abs/path.sock`, `unix:rel.sock` or a plain path."""
+    if address.startswith("unix://"):
+        path = address[len("unix://") :]
+    elif address.startswith("unix:"):
+        path = address[len("unix:") :]
+    elif "://" in address:
+        raise DaemonError(f"socket {address!r} is not a Unix socket address; use unix:///path/to/agent.sock")
+    else:
+        path = address
+    if not path:
+        raise DaemonError("socket path is empty")
+    if len(os.fsencode(path)) > SUN_PATH_MAX:
+        raise DaemonError(f"socket path {path!r} is longer than {SUN_PATH_MAX} bytes; choose a shorter path")
+    return Path(path)
+
+
+def claim_socket_path(path: Path) -> None:
+    """Refuse a live agent on `path`; remove a stale socket left by a dead one."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise DaemonError(f"{path} exists and is not a socket; remove it or choose another --socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise DaemonError(
+                f"cannot check whether an agent is listening on {path}: {exc.strerror}"
+            ) from None
+        path.unlink(missing_ok=True)
+        log.info("event=stale_socket_removed socket=%s", path)
+        return
+    finally:
+        probe.close()
+    raise DaemonError(
+        f"another agent is already listening on {path}: stop it first or start this one with another --socket"
+    )
+
+
+class Daemon:
+    """A running agent; `serve()` blocks until `shutdown()` or a signal."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.path = socket_path(config.socket)
+        self.registry = ModelRegistry(config.registry, config.models, config.models_dir)
+        self.segments = SegmentCache()
+        self._stopping = threading.Event()
+        self._server: grpc.Server | None = None
+        self._socket_inode: tuple[int, int] | None = None
+
+    def start(self) -> None:
+        config = self.config
+        if config.models_dir is not None and not config.models_dir.is_dir():
+            raise DaemonError(f"--models-dir {config.models_dir} is not a directory")
+        gid = _group_id(config.socket_group)
+        claim_socket_path(self.path)
+        message_bytes = config.max_message_mb * (1 << 20)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.server_threads, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_receive_message_length", message_bytes),
+                ("grpc.max_send_message_length", message_bytes),
+            ],
+        )
+        max_detect = max(1, config.server_threads - CONTROL_THREADS)
+        pb_grpc.add_EdgeAgentServicer_to_server(
+            EdgeAgentService(self.registry, self.segments, max_detect), server
+        )
+        try:
+            server.add_insecure_port(f"unix://{self.path.absolute()}")
+        except RuntimeError as exc:
+            raise DaemonError(f"cannot listen on {self.path}: {exc}") from None
+        old_umask = os.umask(0o777 & ~config.socket_mode)
+        try:
+            server.start()
+        finally:
+            os.umask(old_umask)
+        try:
+            if gid is not None:
+                os.chown(self.path, -1, gid)
+            os.chmod(self.path, config.socket_mode)
+            st = self.path.stat()
+        except OSError as exc:
+            server.stop(None)
+            raise DaemonError(f"cannot set permissions on {self.path}: {exc.strerror}") from None
+        self._socket_inode = (st.st_dev, st.st_ino)
+        self._server = server
+        if config.models_dir is not None:
+            threading.Thread(target=self._poll_models_dir, name="models-dir", daemon=True).start()
+        log.info(
+            "event=ready socket=%s mode=%o group=%s models=%d",
+            self.path,
+            config.socket_mode,
+            config.socket_group or "-",
+            len(self.registry.list()),
+        )
+
+    def _poll_models_dir(self) -> None:
+        while not self._stopping.wait(self.config.poll_interval_s):
+            try:
+                self.registry.sync()
+            except Exception:
+                log.exception("event=models_dir_sync_error")
+
+    def wait(self) -> None:
+        self._stopping.wait()
+
+    def shutdown(self) -> None:
+        """Stop serving, stop models, remove our socket file. Idempotent."""
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        log.info("event=shutting_down socket=%s", self.path)
+        server.stop(self.config.shutdown_grace_s).wait()
+        self.registry.close()
+        self.segments.close()
+        with contextlib.suppress(OSError):
+            st = self.path.stat()
+            if (st.st_dev, st.st_ino) == self._socket_inode:
+                self.path.unlink()
+        log.info("event=stopped socket=%s", self.path)
+
+
+def serve(config: ServeConfig) -> None:
+    """Run the agent until SIGTERM or SIGINT."""
+    daemon = Daemon(config)
+    daemon.start()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        daemon._stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.wait()
+    finally:
+        if received:
+            log.info("event=signal signal=%s", signal.Signals(received[0]).name)
+        daemon.shutdown()
+
+
+def _group_id(group: str | None) -> int | None:
+    if group is None:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise DaemonError(f"socket group {group!r} does not exist (create it, e.g. ggc_group)") from None

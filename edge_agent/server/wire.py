@@ -1,0 +1,154 @@
+"""Proto messages <-> domain values. Every request check lives here.
+
+A decoded request cannot exist invalid: dimensions in range, exactly one pixel source of the right
+length, shared-memory names and ranges checked. Nothing downstream re-validates these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from edge_agent.errors import InvalidInputError
+from edge_agent.imaging.shm import SegmentRef, check_range, segment_name
+from edge_agent.inference import Detection
+from edge_agent.model_package import MAX_SIDE_PX, MIN_SIDE_PX
+from edge_agent.protocol import edge_agent_pb2 as pb
+from edge_agent.registry import ModelInfo
+
+# Some deployed C++ clients were generated from a proto that numbers
+# AnomalyMaskParams.shared_memory_handle 3 instead of 2.
+LEGACY_MASK_HANDLE_FIELD = 3
+_LENGTH_DELIMITED = 2
+
+
+@dataclass(frozen=True)
+class InlinePixels:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DetectCall:
+    model_component: str
+    width: int
+    height: int
+    pixels: InlinePixels | SegmentRef
+    mask_target: SegmentRef | None
+
+    @property
+    def image_bytes(self) -> int:
+        return self.width * self.height * 3
+
+
+def model_name(request: pb.DescribeModelRequest | pb.StartModelRequest | pb.StopModelRequest) -> str:
+    name = request.model_component
+    if not name:
+        raise InvalidInputError("model_component is empty: set it to the model's Greengrass component name")
+    return name
+
+
+def decode_detect(request: pb.DetectAnomaliesRequest) -> DetectCall:
+    name = model_name(request)
+    if not request.HasField("bitmap"):
+        raise InvalidInputError("bitmap is missing: send the image as a Bitmap (RGB888)")
+    bitmap = request.bitmap
+    width, height = bitmap.width, bitmap.height
+    for side, value in (("width", width), ("height", height)):
+        if not MIN_SIDE_PX <= value <= MAX_SIDE_PX:
+            raise InvalidInputError(
+                f"bitmap.{side} is {value}; the agent accepts {MIN_SIDE_PX}..{MAX_SIDE_PX} pixels"
+            )
+    expected = width * height * 3
+    source = bitmap.WhichOneof("data")
+    pixels: InlinePixels | SegmentRef
+    if source == "byte_data":
+        if len(bitmap.byte_data) != expected:
+            raise InvalidInputError(
+                f"bitmap.byte_data holds {len(bitmap.byte_data)} bytes; a {width}x{height} RGB888 "
+                f"image needs width*height*3 = {expected}"
+            )
+        pixels = InlinePixels(bitmap.byte_data)
+    elif source == "shared_memory_handle":
+        pixels = decode_segment(bitmap.shared_memory_handle, "bitmap.shared_memory_handle")
+        if pixels.size != expected:
+            raise InvalidInputError(
+                f"bitmap.shared_memory_handle.size is {pixels.size}; a {width}x{height} RGB888 image "
+                f"needs width*height*3 = {expected}"
+            )
+    else:
+        raise InvalidInputError("bitmap has no pixels: set byte_data or shared_memory_handle")
+    mask_target = None
+    if request.HasField("anomaly_mask_params"):
+        handle = mask_handle(request.anomaly_mask_params)
+        if handle is not None:
+            field = "anomaly_mask_params.shared_memory_handle"
+            mask_target = decode_segment(handle, field)
+            if mask_target.size < expected:
+                raise InvalidInputError(
+                    f"{field}.size is {mask_target.size}; the {width}x{height} RGB mask needs {expected} bytes"
+                )
+    return DetectCall(name, width, height, pixels, mask_target)
+
+
+def mask_handle(params: pb.AnomalyMaskParams) -> pb.SharedMemoryHandle | None:
+    """The mask handle from field 2, or from legacy field 3 kept among the unknown fields."""
+    if params.HasField("shared_memory_handle"):
+        return params.shared_memory_handle
+    for item in UnknownFieldSet(params):
+        if item.field_number == LEGACY_MASK_HANDLE_FIELD and item.wire_type == _LENGTH_DELIMITED:
+            try:
+                return pb.SharedMemoryHandle.FromString(item.data)
+            except DecodeError:
+                raise InvalidInputError(
+                    "anomaly_mask_params field 3 (legacy shared_memory_handle) is not a SharedMemoryHandle"
+                ) from None
+    return None
+
+
+def decode_segment(handle: pb.SharedMemoryHandle, field: str) -> SegmentRef:
+    ref = SegmentRef(segment_name(handle.name, field), handle.size, handle.offset)
+    check_range(ref, field)
+    return ref
+
+
+def inline_array(call: DetectCall, pixels: InlinePixels) -> np.ndarray:
+    """Inline pixels as a zero-copy, read-only uint8 [H, W, 3] view of the request's bytes."""
+    return np.frombuffer(pixels.data, dtype=np.uint8).reshape(call.height, call.width, 3)
+
+
+def encode_detection(
+    call: DetectCall, detection: Detection, mask_handle_out: pb.SharedMemoryHandle | None
+) -> pb.DetectAnomaliesResponse:
+    result = pb.DetectAnomalyResult(
+        is_anomalous=detection.is_anomalous,
+        confidence=detection.confidence,
+        anomaly_score=detection.anomaly_score,
+        anomaly_threshold=detection.anomaly_threshold,
+        anomalies=[
+            pb.Anomaly(
+                name=a.name,
+                pixel_anomaly=pb.PixelAnomaly(total_percentage_area=a.area, hex_color=a.hex_color),
+            )
+            for a in detection.anomalies
+        ],
+    )
+    if detection.mask is not None:
+        mask = result.anomaly_mask
+        mask.width, mask.height = call.width, call.height
+        if mask_handle_out is not None:
+            mask.shared_memory_handle.CopyFrom(mask_handle_out)
+        else:
+            mask.byte_data = np.ascontiguousarray(detection.mask).tobytes()
+    return pb.DetectAnomaliesResponse(detect_anomaly_result=result)
+
+
+def encode_info(info: ModelInfo, message_type: type) -> object:
+    return message_type(
+        model_component=info.name,
+        lookout_vision_model_arn=info.arn,
+        status=info.status,
+        status_message=info.status_message,
+    )
