@@ -109,12 +109,19 @@ def _type_of(value: Any) -> str:
     return str(value.get("type", "")) if isinstance(value, dict) else ""
 
 
+def _prefer_ground_truth(keys: list[str]) -> list[str]:
+    """Drop the model's predictions (`*-detected-metadata`, as in EvaluationManifest) when labels exist."""
+    labels = [key for key in keys if not key.endswith("-detected-metadata")]
+    return labels or keys
+
+
 def _classification(data: dict[str, Any], where: str) -> str:
     found = [
         key
         for key, value in data.items()
         if key.endswith("-metadata") and _type_of(value).endswith(CLASSIFICATION_TYPE.split("/")[1])
     ]
+    found = _prefer_ground_truth(found)
     if not found:
         raise DatasetError(
             f"{where}: no classification label: add e.g. `anomaly-label` with `anomaly-label-metadata` "
@@ -142,6 +149,7 @@ def _segmentation(data: dict[str, Any], where: str) -> tuple[str | None, tuple[C
         for key, value in data.items()
         if key.endswith("-ref-metadata") and _type_of(value).endswith(SEGMENTATION_TYPE.split("/")[1])
     ]
+    found = _prefer_ground_truth(found)
     if not found:
         return None, ()
     if len(found) > 1:
