@@ -11,6 +11,7 @@ from edge_agent.runtime.base import Runtime, RuntimeOptions
 BACKENDS: dict[str, str] = {
     "cpu": "edge_agent.runtime.ort_cpu",
     "gpu": "edge_agent.runtime.ort_gpu",
+    "tensorrt": "edge_agent.runtime.tensorrt",
 }
 
 
