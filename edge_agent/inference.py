@@ -64,7 +64,7 @@ def confidence_of(score: float, threshold: float) -> float:
     """
     if score >= threshold:
         span = 1.0 - threshold
-        value = 1.0 if span <= 0 else 0.5 + 0.5 * (score - threshold) / span
+        value = 0.5 if span <= 0 else 0.5 + 0.5 * (score - threshold) / span
     else:
         value = 0.5 + 0.5 * (threshold - score) / threshold
     return float(min(1.0, max(0.5, value)))

@@ -40,6 +40,6 @@ def next_state(model: str, state: int, event: Event) -> int:
     """The state after `event`, or WrongStateError naming the states that would allow it."""
     allowed, target = TRANSITIONS[event]
     if state not in allowed:
-        needed = " or ".join(sorted(status_name(s) for s in allowed))
+        needed = " or ".join(status_name(s) for s in sorted(allowed))
         raise WrongStateError(f"model {model!r} is {status_name(state)}; {event.value} needs it {needed}")
     return target

@@ -1,0 +1,73 @@
+"""SegmentCache on real /dev/shm segments (in-process: the daemon tests cover the cross-process case)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from edge_agent.client import SharedMemoryBuffer
+from edge_agent.errors import InvalidInputError
+from edge_agent.imaging.shm import SegmentCache, SegmentRef, segment_name
+
+
+@pytest.fixture
+def cache():
+    cache = SegmentCache(max_open=4)
+    yield cache
+    cache.close()
+
+
+def test_reads_exactly_the_requested_range(cache):
+    with SharedMemoryBuffer.create(100) as shm:
+        shm.write(bytes(range(100)))
+        out = np.empty(10, np.uint8)
+        cache.read_into(SegmentRef(shm.name.lstrip("/"), 10, 40), memoryview(out), "f")
+        assert out.tolist() == list(range(40, 50))
+
+
+def test_descriptor_is_reused_until_the_name_points_to_a_new_segment(cache):
+    shm = SharedMemoryBuffer.create(10)
+    ref = SegmentRef(shm.name.lstrip("/"), 10, 0)
+    out = np.empty(10, np.uint8)
+    cache.read_into(ref, memoryview(out), "f")
+    cache.read_into(ref, memoryview(out), "f")
+    assert cache.open_count() == 1
+    shm.close()
+    again = SharedMemoryBuffer.create(10, name=shm.name)
+    again.write(b"\x05" * 10)
+    cache.read_into(ref, memoryview(out), "f")
+    assert out.tolist() == [5] * 10 and cache.open_count() == 1
+    again.close()
+
+
+def test_cache_is_bounded_and_closes_evicted_descriptors(cache):
+    fds_before = len(os.listdir("/proc/self/fd"))
+    buffers = [SharedMemoryBuffer.create(3) for _ in range(10)]
+    out = np.empty(3, np.uint8)
+    for shm in buffers:
+        cache.read_into(SegmentRef(shm.name.lstrip("/"), 3, 0), memoryview(out), "f")
+    assert cache.open_count() == 4
+    for shm in buffers:
+        shm.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before + 4
+    cache.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_write_refuses_to_grow_a_segment(cache):
+    with SharedMemoryBuffer.create(8) as shm:
+        with pytest.raises(InvalidInputError, match="holds 8 bytes"):
+            cache.write(SegmentRef(shm.name.lstrip("/"), 8, 4), memoryview(b"12345678"), "mask")
+        assert os.stat(f"/dev/shm/{shm.name.lstrip('/')}").st_size == 8
+
+
+@pytest.mark.parametrize("bad", ["", "/", "a/b", "..", ".", "x" * 256, "a\0b"])
+def test_segment_names_that_are_not_one_component_are_refused(bad):
+    with pytest.raises(InvalidInputError):
+        segment_name(bad, "bitmap.shared_memory_handle")
+
+
+def test_leading_slash_is_optional():
+    assert segment_name("/cam", "f") == segment_name("cam", "f") == "cam"
