@@ -1,0 +1,97 @@
+"""Where the runner finds component versions and artifacts, in the Greengrass CLI's local layout.
+
+    <recipes dir>/*.json|*.yaml|*.yml           any file name; the recipe says name and version
+    <artifacts dir>/<name>/<version>/<file>     looked up by the artifact URI's file name
+
+Artifacts not found locally are fetched by URI: file:// (copied) or s3:// (boto3, which honours
+AWS_ENDPOINT_URL for S3-compatible servers).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from edge_agent.errors import AgentError
+from edge_agent.greengrass_runner.recipe import Artifact, Recipe, RecipeError, load_recipe
+from edge_agent.greengrass_runner.semver import satisfies
+
+log = logging.getLogger(__name__)
+RECIPE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class ResolutionError(AgentError):
+    """No component version satisfies the requirements, or a dependency cycle."""
+
+
+@dataclass
+class ComponentStore:
+    recipe_dirs: list[Path] = field(default_factory=list)
+    artifact_dirs: list[Path] = field(default_factory=list)
+    extra: list[Recipe] = field(default_factory=list)  # recipes given in memory (tests, deployments)
+
+    def recipes(self) -> list[Recipe]:
+        found: dict[tuple[str, str], Recipe] = {(r.name, r.version): r for r in self.extra}
+        for folder in self.recipe_dirs:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() not in RECIPE_SUFFIXES:
+                    continue
+                try:
+                    recipe = load_recipe(path)
+                except RecipeError as exc:
+                    log.warning("op=scan_recipes skipped=%s reason=%s", path, exc)
+                    continue
+                found.setdefault((recipe.name, recipe.version), recipe)
+        return list(found.values())
+
+    def best(self, name: str, requirements: list[str]) -> Recipe:
+        versions = [r for r in self.recipes() if r.name == name]
+        matching = [r for r in versions if all(satisfies(r.semver, req) for req in requirements)]
+        if not matching:
+            available = sorted(r.version for r in versions) or "none"
+            raise ResolutionError(
+                f"no version of component {name} satisfies {requirements}; available: {available}. "
+                "Add its recipe with --recipes/--store"
+            )
+        return max(matching, key=lambda r: r.semver)
+
+    def fetch(self, recipe: Recipe, artifact: Artifact, destination: Path) -> Path:
+        """Copy one artifact to `destination` (a file path)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        for folder in self.artifact_dirs:
+            local = folder / recipe.name / recipe.version / artifact.filename
+            if local.is_file():
+                shutil.copyfile(local, destination)
+                return destination
+        parsed = urlparse(artifact.uri)
+        if parsed.scheme == "file":
+            source = Path(unquote(parsed.path))
+            if not source.is_file():
+                raise AgentError(f"{recipe.name} artifact {artifact.uri}: {source} does not exist")
+            shutil.copyfile(source, destination)
+            return destination
+        if parsed.scheme == "s3":
+            return _download_s3(parsed.netloc, parsed.path.lstrip("/"), destination, artifact.uri)
+        raise AgentError(
+            f"{recipe.name} artifact {artifact.uri} is not in the artifact folders "
+            f"{[str(d) for d in self.artifact_dirs]} (as {recipe.name}/{recipe.version}/{artifact.filename}) "
+            "and its scheme cannot be fetched (file:// and s3:// can)"
+        )
+
+
+def _download_s3(bucket: str, key: str, destination: Path, uri: str) -> Path:
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise AgentError(f"fetching {uri} needs boto3: pip install 'anomaly-edge-agent[s3]'") from None
+    try:
+        boto3.client("s3").download_file(bucket, key, str(destination))
+    except (BotoCoreError, ClientError) as exc:
+        raise AgentError(f"cannot download {uri}: {exc}") from None
+    return destination
