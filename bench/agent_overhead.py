@@ -1,0 +1,156 @@
+"""Agent overhead: DetectAnomalies through the agent vs the raw ONNX Runtime call, same model, same image.
+
+For each image size, one run of this script:
+1. builds a conv model (resize inside the graph, ~20+ ms on this machine) for that input size;
+2. measures the raw `session.run` of that graph in this process (the baseline);
+3. starts the real agent on a Unix socket, and measures DetectAnomalies through shared memory
+   (one segment created once and reused) and inline bytes;
+4. alternates rounds of 2 and 3 to cancel drift, and reports p50/p99 and ratios to the raw p50.
+
+Run: .venv/bin/python bench/agent_overhead.py [--rounds 3] [--calls 30] [--sizes 640x480,1024x1024,4096x4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.client import EdgeAgentClient, SharedMemoryBuffer
+from edge_agent.model_package import INPUT_IMAGE
+from edge_agent.protocol import edge_agent_pb2 as pb
+from edge_agent.runtime import RuntimeOptions, open_runtime
+from edge_agent.testing.onnx_models import heavy_package
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1000, q))
+
+
+def time_calls(fn, calls: int) -> list[float]:
+    out = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, workdir: Path) -> dict:
+    package = heavy_package(
+        workdir / f"heavy-{width}x{height}", width, height, side=224, layers=8, channels=32
+    )
+    image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    runtime = open_runtime("cpu", package.graph_path, RuntimeOptions(intra_op_threads=threads))
+    session = runtime._session  # the raw ONNX Runtime session: baseline without any agent code
+    socket = workdir / f"agent-{width}.sock"
+    models = workdir / f"models-{width}"
+    models.mkdir()
+    (models / "heavy").symlink_to(package.directory)
+    log = (workdir / f"agent-{width}.log").open("wb")
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent",
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--socket",
+            f"unix://{socket}",
+            "--models-dir",
+            str(models),
+            "--threads",
+            str(threads),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    raw: list[float] = []
+    shm_times: list[float] = []
+    inline_times: list[float] = []
+    try:
+        client = EdgeAgentClient(f"unix://{socket}", timeout_s=120)
+        client.wait_ready(30)
+        client.start_model("heavy", wait=True)
+        with SharedMemoryBuffer.create(width * height * 3) as shm:
+            # The frame is written once: we time the agent call, not the client filling its segment.
+            shm.write(image)
+            bitmap = pb.Bitmap(
+                width=width, height=height, shared_memory_handle=shm.handle(width * height * 3)
+            )
+            via_shm = pb.DetectAnomaliesRequest(model_component="heavy", bitmap=bitmap)
+            inline = pb.DetectAnomaliesRequest(
+                model_component="heavy",
+                bitmap=pb.Bitmap(width=width, height=height, byte_data=image.tobytes()),
+            )
+            calls_by_path = {
+                "raw": lambda: session.run(None, {INPUT_IMAGE: image}),
+                "shm": lambda: client.stub.DetectAnomalies(via_shm, timeout=120),
+                "inline": lambda: client.stub.DetectAnomalies(inline, timeout=120),
+            }
+            for fn in calls_by_path.values():
+                time_calls(fn, 3)  # warm-up
+            for _ in range(rounds):
+                raw += time_calls(calls_by_path["raw"], calls)
+                shm_times += time_calls(calls_by_path["shm"], calls)
+                inline_times += time_calls(calls_by_path["inline"], max(5, calls // 2))
+        client.close()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        log.close()
+        runtime.close()
+    raw_p50 = percentile(raw, 50)
+    row = {"size": f"{width}x{height}", "raw_p50_ms": raw_p50}
+    for name, samples in (("shm", shm_times), ("inline", inline_times)):
+        row[f"{name}_p50_ms"] = percentile(samples, 50)
+        row[f"{name}_p99_ms"] = percentile(samples, 99)
+        row[f"{name}_p50_ratio"] = row[f"{name}_p50_ms"] / raw_p50
+        row[f"{name}_p99_ratio"] = row[f"{name}_p99_ms"] / raw_p50
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=0, help="runtime threads, same for raw and agent")
+    parser.add_argument("--sizes", default="640x480,1024x1024,4096x4096")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
+    rows = []
+    try:
+        for size in args.sizes.split(","):
+            width, height = (int(v) for v in size.split("x"))
+            calls = args.calls if width * height < 4_000_000 else max(6, args.calls // 5)
+            rows.append(bench_size(width, height, args.rounds, calls, args.threads, workdir))
+            print(f"done {size}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"\ncpu cores: {os.cpu_count()}, runtime threads: {args.threads or 'default'}, rounds: {args.rounds}\n"
+    )
+    print(
+        "| image | raw p50 ms | shm p50 ms | shm p99 ms | shm p50 / raw | shm p99 / raw "
+        "| inline p50 ms | inline p99 ms | inline p50 / raw |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['size']} | {r['raw_p50_ms']:.1f} | {r['shm_p50_ms']:.1f} | {r['shm_p99_ms']:.1f} "
+            f"| {r['shm_p50_ratio']:.3f} | {r['shm_p99_ratio']:.3f} | {r['inline_p50_ms']:.1f} "
+            f"| {r['inline_p99_ms']:.1f} | {r['inline_p50_ratio']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its training, S3 and test extras.
+# torch==2.13.0 is installed first: an unpinned torch would pull several GB of CUDA packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[train,s3,dev]"
+echo "setup: .venv ready ($(.venv/bin/python --version))"
