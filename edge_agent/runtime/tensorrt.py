@@ -89,8 +89,13 @@ class TensorRTRuntime:
         self.backend = "tensorrt"
         cudart = _cudart()
         _check(cudart.cudaSetDevice(options.device_id)[0], "cudaSetDevice")
+        gpu_code = local_gpu_code(options.device_id)
+        # An engine built at install (model component) sits in the package's engines/ folder.
+        prebuilt = engine_path(graph.parent / "engines", graph, gpu_code, trt.__version__)
         cache_dir = options.cache_dir or graph.parent / "engines"
-        engine_file = load_or_build(graph, cache_dir, local_gpu_code(options.device_id), trt.__version__)
+        engine_file = (
+            prebuilt if prebuilt.is_file() else load_or_build(graph, cache_dir, gpu_code, trt.__version__)
+        )
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(engine_file.read_bytes())
         if self._engine is None:
