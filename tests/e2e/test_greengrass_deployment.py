@@ -1,0 +1,199 @@
+"""End to end: package a model for x86 CPU, deploy agent + model + sample client with the local
+recipe runner into a temporary Greengrass-like root, read the client's detections from its log,
+then remove the model component and check the agent no longer lists it.
+
+Real processes throughout: the agent is installed from a wheel of this checkout into a virtual
+environment in its work folder (offline: --no-index --no-deps, this interpreter's site-packages
+reached through the recipe's ExtraSitePackages option), and serves on a real Unix socket.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_agent.client import EdgeAgentClient
+from edge_agent.greengrass_runner import (
+    ComponentStore,
+    ConfigurationUpdate,
+    Kernel,
+    load_recipe,
+    parse_recipe,
+)
+from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
+from edge_agent.testing.onnx_models import bright_blob_package
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = "aws.iot.lookoutvision.EdgeAgent"
+CLIENT = "com.lookoutvision.EdgeAgentPythonExample"
+MODEL = "com.example.BrightBlob"
+WAIT_S = 90.0
+
+
+@pytest.fixture(scope="session")
+def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout, built offline from a copy (no build/ left in the repo)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    for optional in ("README.md", "LICENSE"):
+        if (REPO / optional).is_file():
+            shutil.copy(REPO / optional, source)
+    shutil.copytree(REPO / "edge_agent", source / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(work / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (work / "dist").glob("anomaly_edge_agent-*.whl")
+    return wheel
+
+
+def _wait_for(condition, what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
+    # Model: package for x86 CPU with the packaging job.
+    bright_blob_package(tmp_path / "model")
+    output = tmp_path / "components"
+    started = time.perf_counter()
+    record = start_job(
+        PackagingRequest(
+            tmp_path / "model",
+            GreengrassConfiguration(component_name=MODEL, target_platform={"Os": "LINUX", "Arch": "X86_64"}),
+            output=str(output),
+        ),
+        JobStore(tmp_path / "jobs.sqlite3"),
+    )
+    assert record.status == "SUCCEEDED", record.status_message
+    packaging_s = time.perf_counter() - started
+
+    # Local component store: the packaging output plus the agent and client artifacts.
+    artifacts = tmp_path / "store" / "artifacts"
+    agent_dir = artifacts / AGENT / load_recipe(REPO / "greengrass/agent/recipe.json").version
+    agent_dir.mkdir(parents=True)
+    shutil.copy(agent_wheel, agent_dir)
+    shutil.copy(REPO / "proto/edge-agent.proto", agent_dir)
+    client_dir = artifacts / CLIENT / "1.0.0"
+    client_dir.mkdir(parents=True)
+    shutil.copy(REPO / "greengrass/client/edge_agent_example.py", client_dir)
+    client_raw = json.loads((REPO / "greengrass/client/recipe.json").read_text())
+    client_raw["ComponentDependencies"] = {MODEL: {"VersionRequirement": ">=1.0.0", "DependencyType": "HARD"}}
+    client_raw["Manifests"][0]["Artifacts"] = client_raw["Manifests"][0]["Artifacts"][
+        :1
+    ]  # stubs come from edge_agent
+
+    images = tmp_path / "images"
+    images.mkdir()
+    normal = np.full((96, 128, 3), 90, np.uint8)
+    anomalous = normal.copy()
+    anomalous[10:40, 10:50] = 255  # about 10% bright pixels
+    Image.fromarray(normal).save(images / "normal.png")
+    Image.fromarray(anomalous).save(images / "anomalous.png")
+
+    socket = f"unix://{tmp_path}/agent.sock"
+    bin_dir = str(Path(sys.executable).parent)
+    kernel = Kernel(
+        tmp_path / "greengrass" / "v2",
+        ComponentStore(
+            recipe_dirs=[REPO / "greengrass/agent", output / "recipes"],
+            artifact_dirs=[artifacts, output / "artifacts"],
+            extra=[parse_recipe(client_raw)],
+        ),
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    updates = {
+        AGENT: ConfigurationUpdate(
+            merge={
+                "Socket": socket,
+                "SocketGroup": "",
+                "PythonCommand": sys.executable,
+                "PipInstallOptions": "--no-index --no-deps",
+                "ExtraSitePackages": sysconfig.get_paths()["purelib"],
+                "ExtraServeArguments": "--poll-interval 0.2",
+            }
+        ),
+        MODEL: ConfigurationUpdate(merge={"Autostart": "true", "StartTimeoutSeconds": "60"}),
+        CLIENT: ConfigurationUpdate(
+            merge={
+                "ModelComponent": MODEL,
+                "Socket": socket,
+                "ImagesDirectory": str(images),
+                "PythonCommand": sys.executable,
+            }
+        ),
+    }
+    try:
+        started = time.perf_counter()
+        order = kernel.deploy({AGENT: "*", MODEL: "1.0.0", CLIENT: "*"}, updates)
+        yield {
+            "kernel": kernel,
+            "order": order,
+            "socket": socket,
+            "packaging_s": packaging_s,
+            "deploy_s": time.perf_counter() - started,
+        }
+    finally:
+        kernel.remove_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_client_component_logs_detections_then_model_removal_reaches_agent(deployment: dict) -> None:
+    kernel: Kernel = deployment["kernel"]
+    assert deployment["order"] == [AGENT, MODEL, CLIENT]
+    client_log = kernel.log_path(CLIENT)
+
+    def detections() -> dict[str, dict]:
+        if not client_log.is_file():
+            return {}
+        lines = [line for line in client_log.read_text().splitlines() if line.startswith("DetectAnomalies {")]
+        return {d["image"]: d for d in (json.loads(line.split(" ", 1)[1]) for line in lines)}
+
+    _wait_for(lambda: len(detections()) == 2, f"two detections in {client_log}")
+    results = detections()
+    assert results["anomalous.png"]["is_anomalous"] is True
+    assert results["normal.png"]["is_anomalous"] is False
+    assert f'model_component:"{MODEL}" status:RUNNING' in client_log.read_text()
+    # Greengrass layout: unarchived model, component logs, agent venv in its work folder.
+    assert (kernel.root / "packages/artifacts-unarchived" / MODEL / "1.0.0/model/manifest.json").is_file()
+    assert (kernel.work_path(AGENT) / "venv/bin/edge-agent").is_file()
+    assert (kernel.work_path(AGENT) / "models" / MODEL).is_symlink()
+
+    with EdgeAgentClient(deployment["socket"]) as client:
+        assert [m.name for m in client.list_models()] == [MODEL]
+        removed = kernel.remove([MODEL], cascade=True)
+        assert removed == [CLIENT, MODEL]
+        assert not (kernel.work_path(AGENT) / "models" / MODEL).exists()
+        _wait_for(lambda: MODEL not in [m.name for m in client.list_models()], "the agent to drop the model")
+    assert [row["name"] for row in kernel.list()] == [AGENT]
+    assert kernel.list()[0]["state"] == "RUNNING"
