@@ -207,7 +207,8 @@ def _write_mask(detection: Detection, output_dir: Path, stem: str) -> Path | Non
 
     path = output_dir / MASK_DIR / f"{stem}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(detection.mask)).save(path)
+    # Level 1: masks are flat colour, so it compresses nearly as well and several times faster.
+    Image.fromarray(np.ascontiguousarray(detection.mask)).save(path, compress_level=1)
     return path
 
 

@@ -31,19 +31,27 @@ def write_thumbnail(
     output_dir: Path,
     stem: str,
 ) -> Path:
-    """One PNG: [true mask overlay | predicted mask overlay] for segmentation, the image otherwise."""
-    panels = []
-    if predicted_mask is not None:
-        panels.append(overlay(image, truth_mask) if truth_mask is not None else image)
-        panels.append(overlay(image, np.asarray(predicted_mask)))
-    else:
-        panels.append(image)
+    """One PNG: [true mask overlay | predicted mask overlay] for segmentation, the image otherwise.
+
+    Image and masks are shrunk first (masks with nearest neighbour, so colours stay label colours)
+    and blended small: full-size blending cost more than the model on 576x768 images.
+    """
     height, width = image.shape[:2]
-    thumb_w = max(1, round(width * THUMB_HEIGHT_PX / height))
-    sheet = Image.new("RGB", (len(panels) * thumb_w + (len(panels) - 1) * GAP_PX, THUMB_HEIGHT_PX), "white")
+    size = (max(1, round(width * THUMB_HEIGHT_PX / height)), THUMB_HEIGHT_PX)
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+
+    def shrink(mask: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(mask)).resize(size, Image.Resampling.NEAREST))
+
+    panels = [small]
+    if predicted_mask is not None:
+        panels = [
+            overlay(small, shrink(truth_mask)) if truth_mask is not None else small,
+            overlay(small, shrink(np.asarray(predicted_mask))),
+        ]
+    sheet = Image.new("RGB", (len(panels) * size[0] + (len(panels) - 1) * GAP_PX, size[1]), "white")
     for i, panel in enumerate(panels):
-        small = Image.fromarray(panel).resize((thumb_w, THUMB_HEIGHT_PX), Image.Resampling.BILINEAR)
-        sheet.paste(small, (i * (thumb_w + GAP_PX), 0))
+        sheet.paste(Image.fromarray(panel), (i * (size[0] + GAP_PX), 0))
     path = output_dir / IMAGE_DIR / f"{stem}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
