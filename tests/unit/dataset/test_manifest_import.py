@@ -178,3 +178,19 @@ def test_csv_source_points_to_the_converter(writer: DatasetWriter) -> None:
     path.write_text("a.png,normal\n")
     with pytest.raises(DatasetError, match="edge-agent dataset convert-csv"):
         load_dataset(path)
+
+
+def test_palette_mask_with_transparency_as_ground_truth_writes_it(writer: DatasetWriter) -> None:
+    import numpy as np
+    from PIL import Image
+
+    writer.image("x.png")
+    indices = np.zeros((64, 96), np.uint8)
+    indices[5:15, 5:15] = 1
+    indices[30:32, 30:32] = 2  # opaque black: background too
+    mask = Image.fromarray(indices, "P")
+    mask.putpalette([200, 200, 200, 0x23, 0xA4, 0x36, 0, 0, 0])
+    mask.info["transparency"] = bytes([0, 255, 255])  # index 0 is transparent grey: background
+    mask.save(writer.root / "m.png", transparency=bytes([0, 255, 255]))
+    line = writer.line("x.png", "anomaly", mask_ref="m.png", colors={"cracked": CRACK})
+    assert load_dataset(writer.manifest([line])).samples[0].labels == ("cracked",)
