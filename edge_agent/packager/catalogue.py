@@ -29,17 +29,15 @@ class CatalogueError(AgentError):
 
 def locate_catalogue() -> Path:
     """Find the `packaging/` data folder: $EDGE_AGENT_PACKAGING_DIR, the source tree, or the install prefix."""
-    candidates: list[Path] = []
     override = os.environ.get(CATALOGUE_ENV)
     if override:
-        candidates.append(Path(override))
-    candidates.append(Path(__file__).resolve().parents[2] / "packaging")
-    candidates.append(Path(sys.prefix) / INSTALLED_SUBDIR)
+        if (Path(override) / TARGETS_FILE).is_file():
+            return Path(override)
+        raise CatalogueError(f"${CATALOGUE_ENV} is {override!r} but holds no {TARGETS_FILE}")
+    candidates = [Path(__file__).resolve().parents[2] / "packaging", Path(sys.prefix) / INSTALLED_SUBDIR]
     for candidate in candidates:
         if (candidate / TARGETS_FILE).is_file():
             return candidate
-    if override:
-        raise CatalogueError(f"${CATALOGUE_ENV} is {override!r} but holds no {TARGETS_FILE}")
     raise CatalogueError(
         "cannot find the packaging catalogue (packaging/targets.json); looked in "
         f"{[str(c) for c in candidates]}. Set ${CATALOGUE_ENV} to the packaging/ folder of a checkout"

@@ -219,6 +219,7 @@ def _try_quantize(
     save(candidate, replace(package.manifest, graph="model.onnx", graph_sha256=""))
     agreement = compile_cpu.check_agreement(package.directory, candidate, samples)
     result: dict[str, Any] = {
+        "applied": False,
         "quantized_ops": ops,
         "accuracy_check": agreement.to_json(),
         "tolerance": request.tolerance.__dict__,

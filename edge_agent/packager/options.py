@@ -103,9 +103,11 @@ def _unknown_key_message(
     if alias in schema:
         return f"CompilerOptions key {key!r} is not valid. Did you mean {alias!r}?"
     for other in other_kinds:
-        if key in catalogue.option_schema(None if other == "CPU" else other):
+        other_schema = catalogue.option_schema(None if other == "CPU" else other)
+        if key in other_schema or alias in other_schema:
+            hint = f" (did you mean {alias!r}?)" if alias else ""
             return (
-                f"CompilerOptions key {key!r} applies to {other} targets, but this target is {kind}; "
+                f"CompilerOptions key {key!r}{hint} applies to {other} targets, but this target is {kind}; "
                 f"{kind} targets take {sorted(schema)}"
             )
     close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)

@@ -116,12 +116,13 @@ class S3Output:
             raise OutputError(f"cannot read s3://{self.bucket}/{self.key(relative)}: {code or exc}") from None
 
     def put_file(self, relative: str, source: Path) -> str:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = self.key(relative)
         try:
             self.client.upload_file(str(source), self.bucket, key)  # type: ignore[attr-defined]
-        except (BotoCoreError, ClientError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
             raise OutputError(f"cannot upload to s3://{self.bucket}/{key}: {exc}") from None
         log.info("op=upload uri=s3://%s/%s", self.bucket, key)
         return f"s3://{self.bucket}/{key}"

@@ -1,0 +1,112 @@
+"""Device-side lifecycle steps of a model component: install view, CPU checks, link and unlink."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
+from edge_agent.packager.device import (
+    cpu_flags,
+    install_view,
+    link_model,
+    main,
+    missing_cpu_features,
+    models_directory,
+    unlink_model,
+)
+
+
+@pytest.fixture
+def unarchived(blob_model: Path, tmp_path: Path) -> Path:
+    record = start_job(
+        PackagingRequest(
+            blob_model,
+            GreengrassConfiguration(component_name="M", target_platform={"Os": "LINUX", "Arch": "X86_64"}),
+            output=str(tmp_path / "out"),
+        ),
+        JobStore(tmp_path / "jobs.sqlite3"),
+    )
+    assert record.status == "SUCCEEDED"
+    target = tmp_path / "artifacts-unarchived" / "model"
+    with zipfile.ZipFile(tmp_path / "out/artifacts/M/1.0.0/model.zip") as handle:
+        handle.extractall(target)
+    for path in target.iterdir():
+        path.chmod(0o444)  # Greengrass artifacts are read-only
+    return target
+
+
+def test_install_view_links_artifacts_and_adds_a_writable_engine_cache(
+    unarchived: Path, tmp_path: Path
+) -> None:
+    view = install_view(unarchived, tmp_path / "work" / "model")
+    assert (view / "manifest.json").is_symlink() and (
+        view / "manifest.json"
+    ).resolve() == unarchived / "manifest.json"
+    assert (view / "engines").is_dir() and os.access(view / "engines", os.W_OK)
+    from edge_agent.inference import Predictor
+
+    Predictor.open(view).close()  # the view is a loadable package
+    assert install_view(unarchived, view) == view  # install runs on every nucleus start
+
+
+def test_cpu_feature_check() -> None:
+    flags = cpu_flags("processor : 0\nflags\t\t: fpu sse avx avx2 fma\n")
+    target = {
+        "target": {"arch": "X86_64", "accelerator": None},
+        "cpu_requirements": {"flags": ["avx2", "bmi2", "fma"]},
+    }
+    assert missing_cpu_features(target, flags, "x86_64") == ["bmi2"]
+    assert missing_cpu_features(target, flags | {"bmi2"}, "x86_64") == []
+    assert "architecture X86_64" in missing_cpu_features(target, flags, "aarch64")[0]
+    arm = cpu_flags("Features\t: fp asimd evtstrm\n")
+    assert (
+        missing_cpu_features(
+            {"target": {"arch": "ARM64"}, "cpu_requirements": {"flags": ["asimd"]}}, arm, "aarch64"
+        )
+        == []
+    )
+
+
+def test_link_and_unlink(tmp_path: Path) -> None:
+    model = tmp_path / "work" / "model"
+    model.mkdir(parents=True)
+    models = models_directory("", str(tmp_path / "agent" / "models"))
+    assert models == tmp_path / "agent" / "models"
+    assert models_directory("{aws.iot.lookoutvision.EdgeAgent:configuration:/ModelsDirectory}", "/d") == Path(
+        "/d"
+    )
+    assert models_directory("/custom", "/d") == Path("/custom")
+    link = link_model("com.example.M", model, models)
+    assert link.is_symlink() and link.resolve() == model.resolve()
+    assert link_model("com.example.M", model, models) == link  # idempotent
+    assert [p.name for p in models.iterdir()] == ["com.example.M"]  # no temporary links left behind
+    other = tmp_path / "other"
+    other.mkdir()
+    assert unlink_model("com.example.M", other, models) is False  # not ours: left alone
+    assert unlink_model("com.example.M", model, models) is True
+    assert not link.exists() and not link.is_symlink()
+
+
+def test_main_runs_the_recipe_steps(unarchived: Path, tmp_path: Path) -> None:
+    view, models = tmp_path / "work" / "model", tmp_path / "agent" / "models"
+    assert main(["install", "--source", str(unarchived), "--target", str(view)]) == 0
+    common = [
+        "--component",
+        "M",
+        "--model",
+        str(view),
+        "--models-dir",
+        "",
+        "--default-models-dir",
+        str(models),
+    ]
+    assert main(["link", *common, "--autostart", "false"]) == 0
+    assert (models / "M").resolve() == view.resolve()
+    assert main(["unlink", *common]) == 0
+    assert not (models / "M").exists()
+    assert json.loads((view / "target.json").read_text())["backend"] == "cpu"
