@@ -6,6 +6,7 @@ troubleshooting chapter names renamed JPEG masks as a cause of failed training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from edge_agent.dataset.errors import DatasetError
-from edge_agent.model_package import MAX_SIDE_PX, MIN_SIDE_PX
+from edge_agent.model_package import MAX_SIDE_PX, MIN_SIDE_PX, AnomalyLabel
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024  # the guide's quota: 8 MB per image
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -117,3 +118,19 @@ def mask_colors(mask: np.ndarray) -> set[str]:
         | mask[..., 2].astype(np.uint32)
     )
     return {f"#{int(value):06X}" for value in np.unique(packed)}
+
+
+def read_label_indices(path: Path, labels: Sequence[AnomalyLabel]) -> np.ndarray:
+    """A mask as uint8 [H, W] class indices: 0 background, i for labels[i - 1] (what a trainer needs).
+
+    Pixels of any colour that is not a label colour (black, transparent, a white BACKGROUND) are 0.
+    """
+    if len(labels) > 255:
+        raise DatasetError(f"{len(labels)} labels do not fit uint8 class indices (at most 255)")
+    mask = read_mask(path)
+    packed = mask[..., 0].astype(np.uint32) << 16 | mask[..., 1].astype(np.uint32) << 8 | mask[..., 2]
+    indices = np.zeros(packed.shape, np.uint8)
+    for index, label in enumerate(labels, start=1):
+        r, g, b = label.rgb()
+        indices[packed == (r << 16 | g << 8 | b)] = index
+    return indices

@@ -194,3 +194,17 @@ def test_palette_mask_with_transparency_as_ground_truth_writes_it(writer: Datase
     mask.save(writer.root / "m.png", transparency=bytes([0, 255, 255]))
     line = writer.line("x.png", "anomaly", mask_ref="m.png", colors={"cracked": CRACK})
     assert load_dataset(writer.manifest([line])).samples[0].labels == ("cracked",)
+
+
+def test_read_label_indices_gives_trainer_class_maps(writer: DatasetWriter) -> None:
+    from edge_agent.dataset import read_label_indices
+
+    writer.image("x.png")
+    writer.mask("m.png", {CRACK: (0, 0, 10, 10), DENT.lower(): (20, 20, 30, 25)}, background=(255, 255, 255))
+    line = writer.line("x.png", "anomaly", mask_ref="m.png", colors={"cracked": CRACK, "dent": DENT})
+    dataset = load_dataset(writer.manifest([line]))
+    indices = read_label_indices(dataset.samples[0].mask, dataset.labels)
+    assert indices.shape == (64, 96) and indices.dtype.name == "uint8"
+    assert (indices == 1).sum() == 100 and indices[0, 0] == 1  # cracked = labels[0]
+    assert (indices == 2).sum() == 50 and indices[20, 20] == 2
+    assert (indices == 0).sum() == 64 * 96 - 150  # white BACKGROUND pixels are 0
