@@ -14,7 +14,6 @@ from edge_agent.dataset.errors import DatasetError
 from edge_agent.dataset.images import inspect_image
 from edge_agent.dataset.loader import check_mask
 from edge_agent.dataset.types import Dataset
-from edge_agent.model_package import BACKGROUND_COLOR
 
 Role = Literal["single", "train", "test"]
 MAX_LABELS_PER_DATASET = 100
@@ -74,7 +73,7 @@ def _check_files(dataset: Dataset) -> None:
             unknown = [n for n in sample.labels if n not in colors]
             if unknown:
                 raise DatasetError(f"image {sample.image} has labels {unknown} the dataset does not define")
-            check_mask(sample, info, colors, {BACKGROUND_COLOR})
+            check_mask(sample, info, colors)
 
 
 def _check_labels(dataset: Dataset, name: str) -> None:
