@@ -55,8 +55,9 @@ class Resolver:
     """Maps every reference of one manifest to a local path, consistently."""
 
     def __init__(self, base_dir: Path, image_root: Path | None = None, cache_dir: Path | None = None) -> None:
-        self.base_dir = base_dir
-        self.image_root = image_root
+        # Absolute, so samples stay valid whatever the caller's working directory becomes.
+        self.base_dir = base_dir.resolve()
+        self.image_root = image_root.resolve() if image_root is not None else None
         self.cache_dir = cache_dir or default_cache_dir()
         self._depth: int | None = None
         self._client: Any = None
