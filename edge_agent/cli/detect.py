@@ -18,7 +18,8 @@ import numpy as np
 from edge_agent.cli.output import emit_json, rpc_failure
 from edge_agent.client import DEFAULT_SOCKET, EdgeAgentClient, SharedMemoryBuffer
 from edge_agent.errors import AgentError, InvalidInputError
-from edge_agent.imaging.overlay import read_rgb, save_mask_and_overlay
+from edge_agent.imaging.gallery import write_gallery
+from edge_agent.imaging.overlay import read_rgb, save_mask_and_overlay, save_verdict
 from edge_agent.inference import Detection, Predictor
 from edge_agent.runtime import BACKENDS
 
@@ -32,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     parser.add_argument("--socket", default=DEFAULT_SOCKET, help="agent socket (default: %(default)s)")
     parser.add_argument("--inline", action="store_true", help="send pixels in the request, not shared memory")
-    parser.add_argument("--mask-out", type=Path, help="write <image>.mask.png and <image>.overlay.png here")
+    parser.add_argument(
+        "--mask-out", type=Path, help="write each image's mask and overlay PNG here, and a report.html of all"
+    )
     parser.add_argument("--backend", default="cpu", choices=sorted(BACKENDS), help="runtime for --model")
 
 
@@ -75,7 +78,8 @@ def _pixel_bytes(path: Path) -> int:
 
 def _report(images: list[Path], detect: Callable[[np.ndarray], Detection], mask_out: Path | None) -> int:
     anomalous = failed = 0
-    for path in images:
+    records: list[dict[str, object]] = []
+    for index, path in enumerate(images):
         try:
             image = read_rgb(path)
             detection: Detection = detect(image)
@@ -83,18 +87,28 @@ def _report(images: list[Path], detect: Callable[[np.ndarray], Detection], mask_
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 return rpc_failure("detect", exc)
             failed += 1
-            emit_json({"image": str(path), "error": exc.details(), "code": exc.code().name})
+            records.append({"image": str(path), "error": exc.details(), "code": exc.code().name})
+            emit_json(records[-1])
             continue
         except (AgentError, OSError) as exc:
             failed += 1
-            emit_json({"image": str(path), "error": str(exc), "code": "INVALID_ARGUMENT"})
+            records.append({"image": str(path), "error": str(exc), "code": "INVALID_ARGUMENT"})
+            emit_json(records[-1])
             continue
         anomalous += detection.is_anomalous
         record = {"image": str(path), **detection.to_json()}
-        if mask_out is not None and detection.mask is not None:
-            mask_path, overlay_path = save_mask_and_overlay(image, detection.mask, mask_out, path.stem)
-            record.update(mask=str(mask_path), overlay=str(overlay_path))
+        if mask_out is not None:
+            stem = f"{index:04d}-{path.stem}"  # unique even when two folders hold the same file name
+            if detection.mask is not None:
+                mask_path, overlay_path = save_mask_and_overlay(image, detection.mask, mask_out, stem)
+                record.update(mask=str(mask_path), overlay=str(overlay_path))
+            else:
+                record.update(overlay=str(save_verdict(image, detection.is_anomalous, mask_out, stem)))
         emit_json(record)
+        records.append(record)
+    if mask_out is not None:
+        report = write_gallery(mask_out, records, "edge-agent detect")
+        print(f"report: {report}", file=sys.stderr)
     print(
         f"{len(images)} images: {anomalous} anomalous, {len(images) - anomalous - failed} normal, {failed} failed",
         file=sys.stderr,

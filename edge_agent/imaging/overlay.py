@@ -25,6 +25,17 @@ def save_mask_and_overlay(image: np.ndarray, mask: np.ndarray, out_dir: Path, st
     return mask_path, overlay_path
 
 
+def save_verdict(image: np.ndarray, is_anomalous: bool, out_dir: Path, stem: str, border: int = 6) -> Path:
+    """For classification models (no mask): the image framed red if anomalous, green if normal."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    framed = image.copy()
+    color = (220, 30, 30) if is_anomalous else (30, 170, 60)
+    framed[:border], framed[-border:], framed[:, :border], framed[:, -border:] = color, color, color, color
+    path = out_dir / f"{stem}.overlay.png"
+    Image.fromarray(framed).save(path)
+    return path
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Decode a PNG/JPEG file to a contiguous uint8 RGB [H, W, 3] array."""
     with Image.open(path) as img:
