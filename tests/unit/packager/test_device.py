@@ -110,3 +110,17 @@ def test_main_runs_the_recipe_steps(unarchived: Path, tmp_path: Path) -> None:
     assert main(["unlink", *common]) == 0
     assert not (models / "M").exists()
     assert json.loads((view / "target.json").read_text())["backend"] == "cpu"
+
+
+def test_device_steps_stay_light() -> None:
+    """The steps run in the agent's venv at every start: no packaging-job, ONNX, torch or boto3 imports."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edge_agent.packager.device, edge_agent.packager.autostart;"
+        "bad = [m for m in ('torch', 'boto3', 'onnx', 'edge_agent.packager.job') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
