@@ -1,8 +1,8 @@
 """`edge-agent component`: run Greengrass V2 components locally from their recipes.
 
-    edge-agent component run    [--root DIR] [--store DIR] [--recipes DIR] [--artifacts DIR]
-                                [--deployment deployment.json] [--merge NAME=JSON] NAME[=REQUIREMENT] ...
-    edge-agent component remove [--root DIR] [--cascade] NAME ...
+    edge-agent component run NAME[=REQUIREMENT] ... [--root DIR] [--store DIR] [--recipes DIR]
+                             [--artifacts DIR] [--deployment deployment.json] [--merge NAME=JSON]
+    edge-agent component remove NAME ... [--root DIR] [--cascade]
     edge-agent component list   [--root DIR] [--json]
 
 The root folder mimics /greengrass/v2 (packages/, work/, logs/<component>.log).
@@ -32,7 +32,12 @@ def default_root() -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["run", "remove", "list"])
-    parser.add_argument("components", nargs="*", metavar="NAME[=REQUIREMENT]")
+    parser.add_argument(
+        "components",
+        nargs="*",
+        metavar="NAME[=REQUIREMENT]",
+        help="right after the action, before the options",
+    )
     parser.add_argument("--root", type=Path, help=f"root folder (default ${ROOT_ENV} or XDG data dir)")
     parser.add_argument(
         "--store",

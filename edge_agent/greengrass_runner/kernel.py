@@ -124,29 +124,26 @@ class Kernel:
         all_roots = {**state["roots"], **roots}
         recipes = self._resolve(all_roots)
         order = _topological(recipes)
-        for name in order:
-            recipe = recipes[name]
-            current = state["components"].get(name)
-            config = _apply_update(
-                current["configuration"]
-                if current and current["version"] == recipe.version
-                else recipe.default_configuration,
-                updates.get(name),
-            )
-            if (
-                current
-                and current["version"] == recipe.version
-                and current["configuration"] == config
-                and self._healthy(current)
-            ):
-                continue
-            if current:
-                self._stop(name, current, state)
-            self._bring_up(
-                recipe, config, state, first_install=current is None or current["version"] != recipe.version
-            )
-        state["roots"] = all_roots
-        self._save_state(state)
+        try:
+            for name in order:
+                recipe = recipes[name]
+                current = state["components"].get(name)
+                same_version = bool(current) and current["version"] == recipe.version
+                base = current["configuration"] if same_version else recipe.default_configuration
+                config = _apply_update(base, updates.get(name))
+                if same_version and current["configuration"] == config and self._healthy(current):
+                    continue
+                if current:
+                    self._stop(name, current, state)
+                self._bring_up(recipe, config, state, first_install=not same_version)
+        finally:
+            # No rollback: what came up stays up and is recorded, so `list` and `remove` can manage it.
+            up = state["components"]
+            state["roots"] = {
+                **state["roots"],
+                **{n: r for n, r in roots.items() if n in up and up[n]["state"] not in ("BROKEN", "NEW")},
+            }
+            self._save_state(state)
         return order
 
     def remove(self, names: list[str], cascade: bool = False) -> list[str]:
@@ -386,6 +383,7 @@ class Kernel:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            self._children[process.pid] = process
             try:
                 code = process.wait(timeout=step.timeout_s)
             except subprocess.TimeoutExpired:
@@ -393,6 +391,8 @@ class Kernel:
                 process.wait()
                 self._log(name, f"{step_name}: timed out after {step.timeout_s:.0f} s")
                 return 124
+            finally:
+                self._children.pop(process.pid, None)
         self._log(name, f"{step_name}: exited with {code}")
         return code
 
@@ -455,18 +455,32 @@ class Kernel:
         return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
     def _terminate(self, pid: int) -> None:
-        """SIGTERM the process group, then SIGKILL after a grace period."""
+        """SIGTERM the whole process group, wait for every member to exit, then SIGKILL."""
         for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(pid, sig)
             except ProcessLookupError:
-                return
+                break
             deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                if not self._alive(pid):
-                    self._children.pop(pid, None)
-                    return
+            while time.monotonic() < deadline and self._group_alive(pid):
                 time.sleep(0.05)
+            if not self._group_alive(pid):
+                break
+        self._children.pop(pid, None)
+
+    def _group_alive(self, pgid: int) -> bool:
+        """Any live (non-zombie) process left in the group? Read from /proc, so it works whoever the parent is."""
+        child = self._children.get(pgid)
+        if child is not None:
+            child.poll()  # reap our own leader
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+        return False
 
     def _log(self, name: str, message: str) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")

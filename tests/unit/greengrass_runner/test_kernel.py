@@ -160,13 +160,21 @@ def test_background_run_survives_the_kernel_object_and_removal_stops_it(make_ker
     assert fresh.remove(["Svc"]) == ["Svc"]
     assert "shutting-down" in kernel.log_path("Svc").read_text()
     pid = int((kernel.work_path("Svc") / "pid").read_text())
-    wait_for(
-        lambda: (
-            not Path(f"/proc/{pid}").exists()
-            or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
-        )
-    )
+    # remove() returns only after every process of the component's group has gone.
+    assert not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text()
     assert fresh.list() == []
+
+
+def test_remove_waits_for_a_slow_graceful_shutdown(make_kernel) -> None:
+    """The run script traps SIGTERM and needs a moment, like the agent draining its requests."""
+    script = (
+        "trap 'sleep 0.5; echo drained > drained; exit 0' TERM; echo $$ > pid; while :; do sleep 0.05; done"
+    )
+    kernel = make_kernel(component("Slow", run=script))
+    kernel.deploy({"Slow": "*"})
+    wait_for(lambda: (kernel.work_path("Slow") / "pid").is_file())
+    kernel.remove(["Slow"])
+    assert (kernel.work_path("Slow") / "drained").read_text().strip() == "drained"
 
 
 def test_run_exit_codes_become_finished_or_errored(make_kernel) -> None:
@@ -237,3 +245,17 @@ def test_state_file_is_json(make_kernel) -> None:
     state = json.loads((kernel.root / "runner/state.json").read_text())
     assert state["roots"] == {"J": "1.0.0"} and state["components"]["J"]["version"] == "1.0.0"
     assert os.access(kernel.root / "logs" / "J.log", os.R_OK)
+
+
+def test_failed_deployment_keeps_what_came_up_manageable(make_kernel, tmp_path: Path) -> None:
+    kernel = make_kernel(
+        component("Base", run="exec sleep 60"),
+        component("Top", deps={"Base": "*"}, install="exit 1"),
+    )
+    with pytest.raises(LifecycleError, match="Top: install exited with 1"):
+        kernel.deploy({"Base": "*", "Top": "*"})
+    fresh = Kernel(tmp_path / "root", ComponentStore())
+    assert {r["name"]: r["state"] for r in fresh.list()} == {"Base": "RUNNING", "Top": "BROKEN"}
+    assert json.loads((kernel.root / "runner/state.json").read_text())["roots"] == {"Base": "*"}
+    assert fresh.remove(["Base"], cascade=True) == ["Top", "Base"]
+    assert fresh.list() == []
