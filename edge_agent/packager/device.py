@@ -7,6 +7,9 @@
     link     --component NAME --model DIR --models-dir D --default-models-dir D2 [--autostart true]
         Points <models dir>/NAME at the model (atomically), so the running agent picks it up,
         then optionally starts it (the guide's start_model_if_needed loop).
+    start    --source UNARCHIVED plus the link options: install, then link. The recipe's startup
+        step runs this, because Greengrass starts a component only after its dependencies are
+        running (the agent's venv exists then), while install may run earlier.
     unlink   removes that link if it still points at this component's model.
 
 Standard library plus grpc only: it runs inside the agent's virtual environment.
@@ -155,23 +158,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     install = sub.add_parser("install")
     install.add_argument("--source", type=Path, required=True)
     install.add_argument("--target", type=Path, required=True)
-    for name in ("link", "unlink"):
+    for name in ("link", "start", "unlink"):
         step = sub.add_parser(name)
         step.add_argument("--component", required=True)
         step.add_argument("--model", type=Path, required=True)
         step.add_argument("--models-dir", default="")
         step.add_argument("--default-models-dir", required=True)
-        if name == "link":
+        if name == "start":
+            step.add_argument("--source", type=Path, required=True)
+        if name != "unlink":
             step.add_argument("--socket", default="")
             step.add_argument("--autostart", default="false")
             step.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
-    if args.step == "install":
-        view = install_view(args.source, args.target)
+    if args.step in ("install", "start"):
+        view = install_view(args.source, args.target if args.step == "install" else args.model)
         target = read_target(view)
         check_cpu(target)
         log.info("op=install model=%s engine=%s", view, prebuild_engine(view, target))
-        return 0
+        if args.step == "install":
+            return 0
     models_dir = models_directory(args.models_dir, args.default_models_dir)
     if args.step == "unlink":
         removed = unlink_model(args.component, args.model, models_dir)

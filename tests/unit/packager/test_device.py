@@ -109,6 +109,10 @@ def test_main_runs_the_recipe_steps(unarchived: Path, tmp_path: Path) -> None:
     assert (models / "M").resolve() == view.resolve()
     assert main(["unlink", *common]) == 0
     assert not (models / "M").exists()
+    # startup in one step: install view then link
+    view.joinpath("manifest.json").unlink()
+    assert main(["start", "--source", str(unarchived), *common]) == 0
+    assert (view / "manifest.json").is_symlink() and (models / "M").resolve() == view.resolve()
     assert json.loads((view / "target.json").read_text())["backend"] == "cpu"
 
 
