@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     listing = parser.add_argument_group("list")
     listing.add_argument("--max-results", type=int)
+    listing.add_argument("--next-token", help="token printed by the previous page")
     listing.add_argument("--status", choices=["CREATED", "RUNNING", "SUCCEEDED", "FAILED"])
     parser.add_argument(
         "--jobs-db", type=Path, help="jobs database (default $EDGE_AGENT_JOBS_DB or XDG data dir)"
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     verb = args.words[0]
     if verb == "list":
         _expect_words(args, 1)
-        return _print_list(store.list(args.max_results, args.status), args.json)
+        records, token = store.page(args.max_results, args.status, args.next_token)
+        return _print_list(records, token, args.json)
     if verb == "describe":
         _expect_words(args, 2)
         return _print(store.get(args.words[1]).to_json())
@@ -132,7 +134,7 @@ def _print(document: dict[str, Any]) -> int:
     return 0
 
 
-def _print_list(records: list[Any], as_json: bool) -> int:
+def _print_list(records: list[Any], next_token: str | None, as_json: bool) -> int:
     if as_json:
         rows = [
             {
@@ -142,9 +144,11 @@ def _print_list(records: list[Any], as_json: bool) -> int:
             | {"ComponentName": r.request.get("Greengrass", {}).get("ComponentName")}
             for r in records
         ]
-        return _print({"ModelPackagingJobs": rows})
+        return _print({"ModelPackagingJobs": rows, "NextToken": next_token})
     for r in records:
         greengrass = r.request.get("Greengrass", {})
         name = f"{greengrass.get('ComponentName')} {greengrass.get('ComponentVersion')}"
         print(f"{r.job_name}  {r.status:<9}  {r.created_at}  {name}  {r.status_message}")
+    if next_token:
+        print(f"more: --next-token {next_token}")
     return 0

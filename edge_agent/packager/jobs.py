@@ -161,16 +161,29 @@ class JobStore:
 
     def list(self, max_results: int | None = None, status: str | None = None) -> list[JobRecord]:
         """Newest first."""
+        return self.page(max_results, status)[0]
+
+    def page(
+        self, max_results: int | None = None, status: str | None = None, next_token: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of jobs, newest first, and the token of the next page (None at the end)."""
+        try:
+            offset = int(next_token) if next_token else 0
+        except ValueError:
+            raise InvalidInputError(f"next token {next_token!r} is not one this command printed") from None
         query, params = "SELECT * FROM jobs", []
         if status:
             query += " WHERE status = ?"
             params.append(status)
-        query += " ORDER BY created_at DESC, rowid DESC"
-        if max_results:
-            query += " LIMIT ?"
-            params.append(max_results)
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        limit = max_results or -1
+        params += [limit + 1 if max_results else -1, offset]
         with self._connect() as db:
-            return [_record(row) for row in db.execute(query, params).fetchall()]
+            rows = db.execute(query, params).fetchall()
+        records = [_record(row) for row in rows]
+        if max_results and len(records) > max_results:
+            return records[:max_results], str(offset + max_results)
+        return records, None
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

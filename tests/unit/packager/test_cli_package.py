@@ -112,3 +112,34 @@ def test_describe_unknown_job_and_bad_word_counts(db: list[str], capsys: pytest.
     assert "no packaging job named 'nope'" in capsys.readouterr().err
     assert main(["package", "describe", *db]) == 1
     assert main(["package", "a", "b", *db]) == 1
+
+
+def test_configuration_from_a_json_file(
+    blob_model: Path, tmp_path: Path, db: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "Greengrass": {
+                    "TargetDevice": "jetson_xavier",
+                    "ComponentName": "J",
+                    "S3OutputLocation": {"Bucket": "b", "Prefix": "p"},
+                }
+            }
+        )
+    )
+    out = str(tmp_path / "o")
+    # --output given too: it must agree with S3OutputLocation, so this is refused...
+    assert (
+        main(["package", str(blob_model), "--configuration", f"file://{config}", "--output", out, *db]) == 1
+    )
+    assert "differ" in capsys.readouterr().err
+    config.write_text(json.dumps({"Greengrass": {"TargetDevice": "jetson_xavier", "ComponentName": "J"}}))
+    assert (
+        main(["package", str(blob_model), "--configuration", f"file://{config}", "--output", out, *db]) == 0
+    )
+    described = json.loads(capsys.readouterr().out)
+    assert described["ModelPackagingOutputDetails"]["Greengrass"]["Target"] == "jetson_xavier"
+    assert main(["package", "list", "--max-results", "1", *db]) == 0
+    assert "J 1.0.0" in capsys.readouterr().out

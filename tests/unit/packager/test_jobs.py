@@ -36,6 +36,12 @@ def test_records_survive_a_new_store_and_list_newest_first(tmp_path: Path) -> No
     assert [r.job_name for r in reopened.list()] == ["c", "b", "a"]
     assert [r.job_name for r in reopened.list(max_results=2)] == ["c", "b"]
     assert [r.job_name for r in reopened.list(status="FAILED")] == ["b"]
+    first_page, token = reopened.page(max_results=2)
+    assert [r.job_name for r in first_page] == ["c", "b"] and token
+    second_page, end = reopened.page(max_results=2, next_token=token)
+    assert [r.job_name for r in second_page] == ["a"] and end is None
+    with pytest.raises(InvalidInputError, match="next token"):
+        reopened.page(next_token="garbage")
     described = reopened.get("b").to_json()
     assert described["Status"] == "FAILED" and described["StatusMessage"] == "boom"
     assert described["ModelPackagingConfiguration"] == {"n": "b"}
