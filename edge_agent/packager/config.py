@@ -8,6 +8,7 @@ given twice is refused). `resolve` turns it into a `PackagingSpec` that cannot e
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -72,8 +73,6 @@ class GreengrassConfiguration:
             values[_GREENGRASS_KEYS[key]] = value
         if isinstance(values.get("compiler_options"), dict):
             # JSON form users sometimes write as an object rather than a string.
-            import json
-
             values["compiler_options"] = json.dumps(values["compiler_options"])
         return cls(**values)
 
