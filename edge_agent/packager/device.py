@@ -117,6 +117,20 @@ def prebuild_engine(view: Path, target: dict) -> str:
     return f"engine ready at {path}"
 
 
+def warn_backend_mismatch(target: dict, agent_backend: str) -> str | None:
+    """NVIDIA packages run on the CPU backend too (they ship ONNX), but slowly: say so once."""
+    wanted = target.get("backend")
+    backend = agent_backend.strip()
+    if wanted == "tensorrt" and backend in ("", "cpu"):
+        message = (
+            "this model was packaged for an NVIDIA GPU but the agent's Backend is 'cpu'; it will run on the "
+            "CPU. Set the agent component's Backend to 'gpu' or 'tensorrt' to use the GPU"
+        )
+        log.warning("op=check_backend %s", message)
+        return message
+    return None
+
+
 def models_directory(models_dir: str, default_models_dir: str) -> Path:
     """The agent's models folder: its ModelsDirectory setting, or the default under its work folder."""
     chosen = models_dir.strip()
@@ -166,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         step.add_argument("--default-models-dir", required=True)
         if name == "start":
             step.add_argument("--source", type=Path, required=True)
+            step.add_argument(
+                "--agent-backend", default="", help="the agent's Backend setting, for a mismatch warning"
+            )
         if name != "unlink":
             step.add_argument("--socket", default="")
             step.add_argument("--autostart", default="false")
@@ -178,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("op=install model=%s engine=%s", view, prebuild_engine(view, target))
         if args.step == "install":
             return 0
+        warn_backend_mismatch(target, args.agent_backend)
     models_dir = models_directory(args.models_dir, args.default_models_dir)
     if args.step == "unlink":
         removed = unlink_model(args.component, args.model, models_dir)

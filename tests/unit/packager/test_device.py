@@ -18,6 +18,7 @@ from edge_agent.packager.device import (
     missing_cpu_features,
     models_directory,
     unlink_model,
+    warn_backend_mismatch,
 )
 
 
@@ -128,3 +129,9 @@ def test_device_steps_stay_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_backend_mismatch_warning() -> None:
+    assert warn_backend_mismatch({"backend": "tensorrt"}, "cpu") is not None
+    assert warn_backend_mismatch({"backend": "tensorrt"}, "tensorrt") is None
+    assert warn_backend_mismatch({"backend": "cpu"}, "cpu") is None
