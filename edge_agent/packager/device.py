@@ -110,10 +110,16 @@ def prebuild_engine(view: Path, target: dict) -> str:
         from edge_agent.runtime import tensorrt as trt_backend
     except ImportError:
         return "TensorRT is not importable here; the agent builds the engine at first start"
-    gpu_code = trt_backend.local_gpu_code()
-    if gpu_code != engine.get("gpu_code"):
-        log.warning("op=prebuild_engine gpu=%s packaged_for=%s", gpu_code, engine.get("gpu_code"))
-    path = trt_backend.load_or_build(view / "model.onnx", view / ENGINES_DIR, gpu_code, tensorrt.__version__)
+    try:
+        gpu_code = trt_backend.local_gpu_code()
+        if gpu_code != engine.get("gpu_code"):
+            log.warning("op=prebuild_engine gpu=%s packaged_for=%s", gpu_code, engine.get("gpu_code"))
+        path = trt_backend.load_or_build(
+            view / "model.onnx", view / ENGINES_DIR, gpu_code, tensorrt.__version__
+        )
+    except Exception as exc:  # the agent retries at first start and reports the failure per model
+        log.warning("op=prebuild_engine failed=%s", exc)
+        return f"engine not built here ({exc}); the agent builds it at first start"
     return f"engine ready at {path}"
 
 

@@ -135,3 +135,24 @@ def test_backend_mismatch_warning() -> None:
     assert warn_backend_mismatch({"backend": "tensorrt"}, "cpu") is not None
     assert warn_backend_mismatch({"backend": "tensorrt"}, "tensorrt") is None
     assert warn_backend_mismatch({"backend": "cpu"}, "cpu") is None
+
+
+def test_engine_prebuild_never_blocks_the_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """TensorRT importable but CUDA unusable (mocked: no GPU here): the step reports and carries on."""
+    import sys
+    import types
+
+    from edge_agent.packager import device
+    from edge_agent.runtime import tensorrt as trt_backend
+
+    assert device.prebuild_engine(tmp_path, {"backend": "cpu"}) == "not an NVIDIA package"
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert "not importable" in device.prebuild_engine(tmp_path, {"engine": {"gpu_code": "sm_72"}})
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0"))
+
+    def no_cuda() -> str:
+        raise RuntimeError("no CUDA device")
+
+    monkeypatch.setattr(trt_backend, "local_gpu_code", no_cuda)
+    message = device.prebuild_engine(tmp_path, {"engine": {"gpu_code": "sm_72"}})
+    assert "no CUDA device" in message and "first start" in message
