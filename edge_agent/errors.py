@@ -23,6 +23,10 @@ class WrongStateError(AgentError):
     """The model is not in a state that allows the operation."""
 
 
+class ModelStoppedError(WrongStateError):
+    """The model was stopped while a request waited for it."""
+
+
 class OverloadedError(AgentError):
     """The agent cannot keep up: a queue is full or memory is short. Retry later."""
 
@@ -33,3 +37,9 @@ class ModelFailedError(AgentError):
 
 class ModelPackageError(ModelFailedError):
     """A model package on disk is missing, corrupt or of an unsupported format."""
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A client-supplied string as it may appear in a message or log line: quoted, escaped, clipped."""
+    clipped = value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"
+    return repr(clipped)

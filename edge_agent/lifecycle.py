@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from edge_agent.errors import WrongStateError
+from edge_agent.errors import WrongStateError, shown
 from edge_agent.protocol.edge_agent_pb2 import FAILED, RUNNING, STARTING, STOPPED, STOPPING, ModelStatus
 
 
@@ -41,5 +41,7 @@ def next_state(model: str, state: int, event: Event) -> int:
     allowed, target = TRANSITIONS[event]
     if state not in allowed:
         needed = " or ".join(status_name(s) for s in sorted(allowed))
-        raise WrongStateError(f"model {model!r} is {status_name(state)}; {event.value} needs it {needed}")
+        raise WrongStateError(
+            f"model {shown(model)} is {status_name(state)}; {event.value} needs it {needed}"
+        )
     return target

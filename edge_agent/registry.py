@@ -12,6 +12,11 @@ How this works:
 - Inference is admitted through an `InferenceGate`: `concurrency` runs at once, each with its own
   preallocated input buffer, plus `queue_depth` waiting; one more is refused at once with
   OverloadedError (RESOURCE_EXHAUSTED), so an overloaded agent never queues without bound.
+  StopModel closes the gate: requests still waiting are refused (FAILED_PRECONDITION), requests
+  running finish, then the session is released.
+- Locks: `_sync_lock` serialises folder scans (a stale listing never undoes a newer one);
+  `_admission_lock` makes the memory check and the move to STARTING one step; each entry's `lock`
+  guards its state. Order: admission -> entry -> registry (`_lock`).
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from edge_agent.errors import (
     AgentError,
     InvalidInputError,
     ModelNotFoundError,
+    ModelStoppedError,
     OverloadedError,
     WrongStateError,
+    shown,
 )
 from edge_agent.inference import Predictor
 from edge_agent.lifecycle import Event, next_state, status_name
@@ -82,6 +89,7 @@ class InferenceGate:
         self._concurrency = concurrency
         self._capacity = concurrency + queue_depth
         self._in_flight = 0
+        self._closed = False
         self._changed = threading.Condition()
         self._buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         for _ in range(concurrency):
@@ -106,9 +114,17 @@ class InferenceGate:
     def run_slot(self) -> Iterator[np.ndarray]:
         buffer = self._buffers.get()
         try:
+            if self._closed:
+                raise ModelStoppedError(
+                    f"model {shown(self._model)} was stopped while this request waited; start it again"
+                )
             yield buffer
         finally:
             self._buffers.put(buffer)
+
+    def close(self) -> None:
+        """Refuse requests that have not started running yet; running ones finish."""
+        self._closed = True
 
     @property
     def in_flight(self) -> int:
@@ -168,6 +184,8 @@ class ModelRegistry:
         self.config = config
         self.models_dir = models_dir
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._admission_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         for name, directory in (static_models or {}).items():
             self._entries[name] = _Entry(name, Path(directory), static=True)
@@ -179,12 +197,17 @@ class ModelRegistry:
         """Pick up model components added to or removed from the models folder."""
         if self.models_dir is None:
             return
+        with self._sync_lock:
+            self._apply_listing(self._list_models_dir())
+
+    def _list_models_dir(self) -> dict[str, Path]:
+        assert self.models_dir is not None
         try:
-            found = {
-                p.name: p for p in self.models_dir.iterdir() if not p.name.startswith(".") and p.is_dir()
-            }
+            return {p.name: p for p in self.models_dir.iterdir() if not p.name.startswith(".") and p.is_dir()}
         except OSError:
-            found = {}
+            return {}
+
+    def _apply_listing(self, found: dict[str, Path]) -> None:
         gone: list[_Entry] = []
         with self._lock:
             for name, path in found.items():
@@ -239,7 +262,7 @@ class ModelRegistry:
     def start(self, name: str) -> int:
         """StartModel: STOPPED|FAILED -> STARTING now, RUNNING|FAILED when the load ends."""
         entry = self._get(name)
-        with entry.lock:
+        with self._admission_lock, entry.lock:
             target = next_state(name, entry.status, Event.START)
             entry.memory_bytes = self._admit_memory(entry)
             entry.status, entry.message = target, "loading the model"
@@ -281,47 +304,57 @@ class ModelRegistry:
 
     def _load(self, entry: _Entry, generation: int) -> None:
         started = time.monotonic()
-        predictor: Predictor | None = None
-        problem = ""
         try:
-            package = load(entry.directory)
-            package.verify_graph()
-            runtime = open_runtime(self.config.backend, package.graph_path, self.config.runtime)
-            try:
-                predictor = Predictor(package, runtime)
-                manifest = package.manifest
-                predictor.predict(np.zeros((manifest.height, manifest.width, 3), np.uint8))  # warm-up
-            except BaseException:
-                runtime.close()
-                predictor = None
-                raise
+            predictor, gate = self._open(entry)
         except AgentError as exc:
-            problem = str(exc)
+            self._fail_load(entry, generation, str(exc))
+            return
         except MemoryError:
-            problem = "out of memory while loading the model; stop another model and retry"
+            self._fail_load(
+                entry, generation, "out of memory while loading the model; stop another model and retry"
+            )
+            return
         except Exception as exc:
             log.exception("event=model_load_error model=%s", entry.name)
-            problem = f"unexpected error while loading the model: {type(exc).__name__}: {exc}"
+            self._fail_load(
+                entry, generation, f"unexpected error while loading the model: {type(exc).__name__}: {exc}"
+            )
+            return
         elapsed_ms = (time.monotonic() - started) * 1000
         with entry.lock:
             if entry.generation != generation or entry.status != STARTING:
-                if predictor is not None:
-                    predictor.close()
+                predictor.close()  # stopped, removed or restarted meanwhile
                 return
-            if predictor is None:
-                entry.status = next_state(entry.name, entry.status, Event.LOAD_FAILED)
-                entry.message = problem
-                entry.memory_bytes = 0
-                log.warning("event=model_failed model=%s reason=%r", entry.name, problem)
-                return
-            manifest = predictor.manifest
-            entry.predictor = predictor
-            entry.gate = InferenceGate(
-                entry.name, self.config.concurrency, self.config.queue_depth, manifest.input_bytes
-            )
+            entry.predictor, entry.gate = predictor, gate
             entry.status = next_state(entry.name, entry.status, Event.LOADED)
             entry.message = f"running on {self.config.backend}; loaded in {elapsed_ms:.0f} ms"
         log.info("event=model_running model=%s load_ms=%.0f", entry.name, elapsed_ms)
+
+    def _open(self, entry: _Entry) -> tuple[Predictor, InferenceGate]:
+        """Everything a load does that can fail: read, verify, open, warm up, allocate buffers."""
+        package = load(entry.directory)
+        package.verify_graph()
+        runtime = open_runtime(self.config.backend, package.graph_path, self.config.runtime)
+        try:
+            predictor = Predictor(package, runtime)
+            manifest = package.manifest
+            predictor.predict(np.zeros((manifest.height, manifest.width, 3), np.uint8))  # warm-up
+            gate = InferenceGate(
+                entry.name, self.config.concurrency, self.config.queue_depth, manifest.input_bytes
+            )
+        except BaseException:
+            runtime.close()
+            raise
+        return predictor, gate
+
+    def _fail_load(self, entry: _Entry, generation: int, problem: str) -> None:
+        with entry.lock:
+            if entry.generation != generation or entry.status != STARTING:
+                return
+            entry.status = next_state(entry.name, entry.status, Event.LOAD_FAILED)
+            entry.message = problem
+            entry.memory_bytes = 0
+        log.warning("event=model_failed model=%s reason=%r", entry.name, problem)
 
     def stop(self, name: str) -> int:
         """StopModel: synchronous; STOPPING is visible to concurrent DescribeModel calls."""
@@ -333,8 +366,10 @@ class ModelRegistry:
             entry.message = "stopping: finishing requests in progress"
             predictor, gate = entry.predictor, entry.gate
         log.info("event=model_stopping model=%s", entry.name)
-        if gate is not None and not gate.drain(self.config.drain_timeout_s):
-            log.warning("event=model_stop_timeout model=%s in_flight=%d", entry.name, gate.in_flight)
+        if gate is not None:
+            gate.close()
+            if not gate.drain(self.config.drain_timeout_s):
+                log.warning("event=model_stop_timeout model=%s in_flight=%d", entry.name, gate.in_flight)
         if predictor is not None:
             predictor.close()
         with entry.lock:
@@ -352,14 +387,14 @@ class ModelRegistry:
         with entry.lock:
             if entry.status != RUNNING or entry.predictor is None or entry.gate is None:
                 raise WrongStateError(
-                    f"model {name!r} is {status_name(entry.status)}; DetectAnomalies needs it RUNNING: "
+                    f"model {shown(name)} is {status_name(entry.status)}; DetectAnomalies needs it RUNNING: "
                     "call StartModel and wait until DescribeModel reports RUNNING"
                 )
             predictor, gate = entry.predictor, entry.gate
             manifest = predictor.manifest
             if (width, height) != (manifest.width, manifest.height):
                 raise InvalidInputError(
-                    f"bitmap is {width}x{height} but model {name!r} takes {manifest.width}x{manifest.height} "
+                    f"bitmap is {width}x{height} but model {shown(name)} takes {manifest.width}x{manifest.height} "
                     "images (the size of its training images): resize before sending"
                 )
             gate.enter()
@@ -370,11 +405,14 @@ class ModelRegistry:
             gate.leave()
 
     def close(self) -> None:
-        """Stop every running model (daemon shutdown)."""
+        """Stop every running model, all at once (daemon shutdown)."""
         with self._lock:
             entries = list(self._entries.values())
-        for entry in entries:
-            self._cancel(entry)
+        stoppers = [threading.Thread(target=self._cancel, args=(entry,)) for entry in entries]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
 
 
 def _mem_available_bytes() -> int:

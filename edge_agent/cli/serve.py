@@ -32,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="runtime threads per model (0: all cores)")
     parser.add_argument("--concurrency", type=int, default=1, help="runs of one model at the same time")
     parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")
-    parser.add_argument("--server-threads", type=int, default=32, help="gRPC worker threads")
+    parser.add_argument(
+        "--detect-threads",
+        type=int,
+        default=32,
+        help="DetectAnomalies calls in progress at once; more are refused",
+    )
     parser.add_argument("--memory-limit-mb", type=int, help="memory budget for all loaded models")
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message (inline images)")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between models-dir scans")
@@ -58,11 +63,13 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         ("--concurrency", args.concurrency, 1),
         ("--queue-depth", args.queue_depth, 0),
         ("--threads", args.threads, 0),
-        ("--server-threads", args.server_threads, 5),
+        ("--detect-threads", args.detect_threads, 1),
         ("--max-message-mb", args.max_message_mb, 1),
     ):
         if value < low:
             raise InvalidInputError(f"{option} is {value}; it must be at least {low}")
+    if not args.poll_interval > 0:
+        raise InvalidInputError(f"--poll-interval is {args.poll_interval}; it must be more than 0 seconds")
     registry = RegistryConfig(
         backend=args.backend,
         runtime=RuntimeOptions(intra_op_threads=args.threads, cache_dir=args.engine_cache),
@@ -77,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         socket_group=args.socket_group,
         socket_mode=mode,
         registry=registry,
-        server_threads=args.server_threads,
+        detect_threads=args.detect_threads,
         max_message_mb=args.max_message_mb,
         poll_interval_s=args.poll_interval,
     )

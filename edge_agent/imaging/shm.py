@@ -8,7 +8,9 @@ Safety rules, each a named step below:
   mapped read into SIGBUS, which kills Python); we `preadv` into a preallocated buffer and treat a
   short read (the owner shrank it meanwhile) as bad input.
 - We never unlink, resize or write into a client's input segment. Masks are written with `pwrite`,
-  only inside the range the client gave and the segment's current size.
+  only inside the range the client gave and the segment's current size. (If the owner shrinks the
+  mask segment between our size check and the write, the write regrows it to offset + size: that
+  touches only the caller's own segment, so it is accepted rather than paid for with an mmap.)
 - Open descriptors are cached per name (clients reuse one segment frame after frame) and validated
   by inode on every call, so a segment deleted and recreated under the same name is reopened.
   The cache is bounded and reference counted: an evicted descriptor is closed by its last user.
@@ -22,10 +24,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from edge_agent.errors import InvalidInputError
+from edge_agent.errors import InvalidInputError, shown
 
 SHM_ROOT = "/dev/shm"
 NAME_MAX = 255
+SEMAPHORE_PREFIX = "sem."  # where glibc keeps named semaphores in /dev/shm
 MAX_OFFSET = (1 << 63) - 1
 
 
@@ -49,8 +52,12 @@ def segment_name(raw: str, field: str) -> str:
         raise InvalidInputError(f"{field}.name is empty: give the name passed to shm_open, e.g. '/camera0'")
     if "/" in name or "\0" in name or name in (".", "..") or len(name.encode()) > NAME_MAX:
         raise InvalidInputError(
-            f"{field}.name {raw!r} is not a POSIX shared memory name: one component of at most "
+            f"{field}.name {shown(raw)} is not a POSIX shared memory name: one component of at most "
             f"{NAME_MAX} bytes, no '/' after the leading one"
+        )
+    if name.startswith(SEMAPHORE_PREFIX):
+        raise InvalidInputError(
+            f"{field}.name {shown(raw)} names a POSIX semaphore, not a shared memory segment"
         )
     return name
 

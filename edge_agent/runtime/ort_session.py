@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edge_agent.errors import ModelPackageError
+from edge_agent.errors import ModelPackageError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.runtime.base import RuntimeOptions
 
@@ -44,7 +44,7 @@ class OrtRuntime:
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session
         if session is None:
-            raise RuntimeError("runtime is closed")
+            raise ModelStoppedError("the model was stopped before this request ran; start it again")
         values = session.run(self.output_names, {INPUT_IMAGE: image})
         return dict(zip(self.output_names, values, strict=True))
 

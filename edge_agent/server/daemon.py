@@ -1,13 +1,14 @@
-"""The daemon: Unix socket (mode 0660, group, stale file), gRPC server, models-dir poller, signals.
+"""The daemon: Unix socket (mode 0660, group, stale file), asyncio gRPC server, models-dir poller, signals.
 
-Start-up order: claim the socket path (refuse a live agent, replace a stale file), start the
-server with a umask that yields 0660, set the group, start the poller, log `event=ready`.
-Shutdown (SIGTERM/SIGINT): stop accepting calls, let calls in flight finish (grace), stop every
-model, remove our socket file.
+Start-up order: claim the socket path (refuse a live agent, replace a stale file), bind under a
+umask that yields the socket mode from the first instant, set the group, start the poller, log
+`event=ready`. Shutdown (SIGTERM/SIGINT): stop accepting calls, let calls in flight finish (grace),
+stop every model, remove our socket file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import grp
@@ -17,7 +18,6 @@ import signal
 import socket
 import stat
 import threading
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +25,14 @@ import grpc
 
 from edge_agent.errors import AgentError
 from edge_agent.imaging.shm import SegmentCache
-from edge_agent.protocol import edge_agent_pb2_grpc as pb_grpc
 from edge_agent.registry import ModelRegistry, RegistryConfig
-from edge_agent.server.service import EdgeAgentService
+from edge_agent.server.service import EdgeAgentService, add_to_server
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
 SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path
-CONTROL_THREADS = 4  # server threads kept free for List/Describe/Start/Stop
+MAX_STREAMS_PER_CONNECTION = 128
 
 
 class DaemonError(AgentError):
@@ -48,7 +47,7 @@ class ServeConfig:
     socket_group: str | None = None
     socket_mode: int = 0o660
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-    server_threads: int = 32
+    detect_threads: int = 32  # DetectAnomalies calls in progress at once; more get RESOURCE_EXHAUSTED
     max_message_mb: int = 64  # a 4096x4096 RGB image inline is 48 MiB
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
@@ -99,42 +98,44 @@ def claim_socket_path(path: Path) -> None:
 
 
 class Daemon:
-    """A running agent; `serve()` blocks until `shutdown()` or a signal."""
+    """A running agent: `await start()`, then `await wait()` until `request_stop()`, then `await shutdown()`."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.path = socket_path(config.socket)
         self.registry = ModelRegistry(config.registry, config.models, config.models_dir)
         self.segments = SegmentCache()
-        self._stopping = threading.Event()
-        self._server: grpc.Server | None = None
+        self._poller_stop = threading.Event()
+        self._stop_requested = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._service: EdgeAgentService | None = None
         self._socket_inode: tuple[int, int] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         config = self.config
         if config.models_dir is not None and not config.models_dir.is_dir():
             raise DaemonError(f"--models-dir {config.models_dir} is not a directory")
         gid = _group_id(config.socket_group)
         claim_socket_path(self.path)
         message_bytes = config.max_message_mb * (1 << 20)
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.server_threads, thread_name_prefix="rpc"),
+        server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", message_bytes),
                 ("grpc.max_send_message_length", message_bytes),
+                ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
             ],
         )
-        max_detect = max(1, config.server_threads - CONTROL_THREADS)
-        pb_grpc.add_EdgeAgentServicer_to_server(
-            EdgeAgentService(self.registry, self.segments, max_detect), server
-        )
-        try:
-            server.add_insecure_port(f"unix://{self.path.absolute()}")
-        except RuntimeError as exc:
-            raise DaemonError(f"cannot listen on {self.path}: {exc}") from None
+        self._service = EdgeAgentService(self.registry, self.segments, config.detect_threads)
+        add_to_server(self._service, server)
+        # The socket is bound inside add_insecure_port: the umask must already give the final mode.
         old_umask = os.umask(0o777 & ~config.socket_mode)
         try:
-            server.start()
+            bound = server.add_insecure_port(f"unix://{self.path.absolute()}")
+            if not bound:
+                raise DaemonError(f"cannot listen on {self.path}")
+            await server.start()
+        except RuntimeError as exc:
+            raise DaemonError(f"cannot listen on {self.path}: {exc}") from None
         finally:
             os.umask(old_umask)
         try:
@@ -143,7 +144,7 @@ class Daemon:
             os.chmod(self.path, config.socket_mode)
             st = self.path.stat()
         except OSError as exc:
-            server.stop(None)
+            await server.stop(None)
             raise DaemonError(f"cannot set permissions on {self.path}: {exc.strerror}") from None
         self._socket_inode = (st.st_dev, st.st_ino)
         self._server = server
@@ -158,24 +159,30 @@ class Daemon:
         )
 
     def _poll_models_dir(self) -> None:
-        while not self._stopping.wait(self.config.poll_interval_s):
+        while not self._poller_stop.wait(self.config.poll_interval_s):
             try:
                 self.registry.sync()
             except Exception:
                 log.exception("event=models_dir_sync_error")
 
-    def wait(self) -> None:
-        self._stopping.wait()
+    def request_stop(self) -> None:
+        self._stop_requested.set()
 
-    def shutdown(self) -> None:
+    async def wait(self) -> None:
+        await self._stop_requested.wait()
+
+    async def shutdown(self) -> None:
         """Stop serving, stop models, remove our socket file. Idempotent."""
-        self._stopping.set()
+        self._poller_stop.set()
         server, self._server = self._server, None
         if server is None:
             return
         log.info("event=shutting_down socket=%s", self.path)
-        server.stop(self.config.shutdown_grace_s).wait()
-        self.registry.close()
+        await server.stop(self.config.shutdown_grace_s)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.registry.close)
+        if self._service is not None:
+            await loop.run_in_executor(None, self._service.close)
         self.segments.close()
         with contextlib.suppress(OSError):
             st = self.path.stat()
@@ -186,22 +193,24 @@ class Daemon:
 
 def serve(config: ServeConfig) -> None:
     """Run the agent until SIGTERM or SIGINT."""
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: ServeConfig) -> None:
     daemon = Daemon(config)
-    daemon.start()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        daemon._stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    await daemon.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, daemon, signum)
     try:
-        daemon.wait()
+        await daemon.wait()
     finally:
-        if received:
-            log.info("event=signal signal=%s", signal.Signals(received[0]).name)
-        daemon.shutdown()
+        await daemon.shutdown()
+
+
+def _on_signal(daemon: Daemon, signum: int) -> None:
+    log.info("event=signal signal=%s", signal.Signals(signum).name)
+    daemon.request_stop()
 
 
 def _group_id(group: str | None) -> int | None:

@@ -1,12 +1,23 @@
-"""The EdgeAgent servicer: decode the request, call the registry, encode the response. No state."""
+"""The EdgeAgent servicer: decode the request, call the registry, encode the response. No state.
+
+The server is asyncio (grpc.aio): request messages are received on the event loop, so a client that
+opens calls and never finishes sending them costs memory, not threads. Work that blocks (inference,
+file system, StopModel's drain) runs in two bounded thread pools: one for detections, one for
+control calls, so ListModels and friends are answered while every detection thread is busy.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from edge_agent.errors import OverloadedError
 from edge_agent.imaging.shm import SegmentCache, SegmentRef
@@ -18,31 +29,56 @@ from edge_agent.server import wire
 from edge_agent.server.status import rpc
 
 log = logging.getLogger(__name__)
+CONTROL_WORKERS = 4
+T = TypeVar("T")
 
 
 class EdgeAgentService(pb_grpc.EdgeAgentServicer):
-    def __init__(self, registry: ModelRegistry, segments: SegmentCache, max_detect_calls: int) -> None:
+    def __init__(self, registry: ModelRegistry, segments: SegmentCache, detect_workers: int) -> None:
         self.registry = registry
         self.segments = segments
-        self.max_detect_calls = max_detect_calls
-        # Detect calls may not take every server thread: List/Describe/Start/Stop stay answerable.
-        self._detect_calls = threading.BoundedSemaphore(max_detect_calls)
+        self.max_detect_calls = detect_workers
+        self._detect_pool = ThreadPoolExecutor(detect_workers, thread_name_prefix="detect")
+        self._control_pool = ThreadPoolExecutor(CONTROL_WORKERS, thread_name_prefix="control")
+        self._detect_calls = 0
+        self._count_lock = threading.Lock()
 
+    def close(self) -> None:
+        self._detect_pool.shutdown(wait=True, cancel_futures=True)
+        self._control_pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _control(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._control_pool, fn)
+
+    # DetectAnomalies ----------------------------------------------------------------------------
     @rpc
-    def DetectAnomalies(
-        self, request: pb.DetectAnomaliesRequest, context: grpc.ServicerContext
+    async def DetectAnomalies(
+        self, request: pb.DetectAnomaliesRequest, context: grpc.aio.ServicerContext
     ) -> pb.DetectAnomaliesResponse:
-        call = wire.decode_detect(request)
-        if not self._detect_calls.acquire(blocking=False):
-            raise OverloadedError(
-                f"the agent is already handling {self.max_detect_calls} DetectAnomalies calls: retry later"
-            )
+        with self._count_lock:
+            if self._detect_calls >= self.max_detect_calls:
+                raise OverloadedError(
+                    f"the agent is already handling {self.max_detect_calls} DetectAnomalies calls: retry later"
+                )
+            self._detect_calls += 1
         try:
-            with self.registry.inference(call.model_component, call.width, call.height) as slot:
-                detection = slot.predictor.predict(self._pixels(call, slot))
-            handle_out = self._write_mask(call, request, detection)
-        finally:
-            self._detect_calls.release()
+            job = self._detect_pool.submit(self._detect, request)
+        except BaseException:
+            self._release_detect()
+            raise
+        # Released when the job ends (or is cancelled before it starts), not when the caller gives up.
+        job.add_done_callback(lambda _: self._release_detect())
+        return await asyncio.wrap_future(job)
+
+    def _release_detect(self) -> None:
+        with self._count_lock:
+            self._detect_calls -= 1
+
+    def _detect(self, request: pb.DetectAnomaliesRequest) -> pb.DetectAnomaliesResponse:
+        call = wire.decode_detect(request)
+        with self.registry.inference(call.model_component, call.width, call.height) as slot:
+            detection = slot.predictor.predict(self._pixels(call, slot))
+        handle_out = self._write_mask(call, request, detection)
         log.debug(
             "event=detected model=%s anomalous=%s score=%.4f",
             call.model_component,
@@ -68,32 +104,83 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         self.segments.write(target, memoryview(mask).cast("B"), "anomaly_mask_params.shared_memory_handle")
         return wire.mask_handle(request.anomaly_mask_params)
 
+    # Control calls ------------------------------------------------------------------------------
     @rpc
-    def DescribeModel(
-        self, request: pb.DescribeModelRequest, context: grpc.ServicerContext
+    async def DescribeModel(
+        self, request: pb.DescribeModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.DescribeModelResponse:
         name = wire.model_name(request)
-        self.registry.sync()
-        info = self.registry.describe(name)
-        return pb.DescribeModelResponse(model_description=wire.encode_info(info, pb.ModelDescription))
+
+        def describe() -> pb.DescribeModelResponse:
+            self.registry.sync()
+            info = self.registry.describe(name)
+            return pb.DescribeModelResponse(model_description=wire.encode_info(info, pb.ModelDescription))
+
+        return await self._control(describe)
 
     @rpc
-    def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.ServicerContext
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        self.registry.sync()
-        return pb.ListModelsResponse(
-            models=[wire.encode_info(info, pb.ModelMetadata) for info in self.registry.list()]
-        )
+        def list_models() -> pb.ListModelsResponse:
+            self.registry.sync()
+            return pb.ListModelsResponse(
+                models=[wire.encode_info(info, pb.ModelMetadata) for info in self.registry.list()]
+            )
+
+        return await self._control(list_models)
 
     @rpc
-    def StartModel(
-        self, request: pb.StartModelRequest, context: grpc.ServicerContext
+    async def StartModel(
+        self, request: pb.StartModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartModelResponse:
         name = wire.model_name(request)
-        self.registry.sync()
-        return pb.StartModelResponse(status=self.registry.start(name))
+
+        def start() -> pb.StartModelResponse:
+            self.registry.sync()
+            return pb.StartModelResponse(status=self.registry.start(name))
+
+        return await self._control(start)
 
     @rpc
-    def StopModel(self, request: pb.StopModelRequest, context: grpc.ServicerContext) -> pb.StopModelResponse:
-        return pb.StopModelResponse(status=self.registry.stop(wire.model_name(request)))
+    async def StopModel(
+        self, request: pb.StopModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StopModelResponse:
+        name = wire.model_name(request)
+        # A stop waits for requests in progress: it runs on the loop's default executor so that it can
+        # never take the threads of List/Describe.
+        status = await asyncio.get_running_loop().run_in_executor(None, self.registry.stop, name)
+        return pb.StopModelResponse(status=status)
+
+
+class Undecodable:
+    """Stands in for a request whose bytes are not the expected message; the handler reports it."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        self.type_name = type_name
+        self.reason = reason
+
+
+def _tolerant(message_type: type) -> Callable[[bytes], object]:
+    def deserialize(data: bytes) -> object:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(message_type.DESCRIPTOR.full_name, str(exc))
+
+    return deserialize
+
+
+def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
+    """Register like the generated add_EdgeAgentServicer_to_server, but bytes that do not parse
+    reach our handler (INVALID_ARGUMENT with a reason) instead of gRPC's generic error."""
+    descriptor = pb.DESCRIPTOR.services_by_name["EdgeAgent"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(service, method.name),
+            request_deserializer=_tolerant(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in descriptor.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(descriptor.full_name, handlers),))

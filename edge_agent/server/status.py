@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +22,7 @@ from edge_agent.errors import (
     ModelNotFoundError,
     OverloadedError,
     WrongStateError,
+    shown,
 )
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ STATUS_BY_ERROR: dict[type[AgentError], grpc.StatusCode] = {
     ModelFailedError: grpc.StatusCode.INTERNAL,
 }
 
-Handler = TypeVar("Handler", bound=Callable[..., Any])
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def status_for(error: AgentError) -> grpc.StatusCode:
@@ -45,27 +46,31 @@ def status_for(error: AgentError) -> grpc.StatusCode:
 
 
 def model_of(request: Any) -> str:
-    return getattr(request, "model_component", "") or "-"
+    return shown(getattr(request, "model_component", ""), 64)
 
 
 def rpc(handler: Handler) -> Handler:
-    """Run a servicer method; turn errors into an aborted call with the right status code."""
+    """Run an async servicer method; turn errors into an aborted call with the right status code."""
     op = handler.__name__
 
     @functools.wraps(handler)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return handler(self, request, context)
+            if hasattr(request, "type_name") and hasattr(request, "reason"):  # service.Undecodable
+                raise InvalidInputError(
+                    f"the request is not a valid {request.type_name} message: {request.reason}"
+                )
+            return await handler(self, request, context)
         except AgentError as exc:
             code = status_for(exc)
             log.info(
                 "event=rejected op=%s model=%s code=%s reason=%r", op, model_of(request), code.name, str(exc)
             )
-            context.abort(code, str(exc))
+            await context.abort(code, str(exc))
         except Exception:
             reference = uuid.uuid4().hex[:12]
             log.exception("event=internal_error op=%s model=%s ref=%s", op, model_of(request), reference)
-            context.abort(
+            await context.abort(
                 grpc.StatusCode.INTERNAL,
                 f"internal error in the agent (log reference {reference}); other models and clients are unaffected",
             )

@@ -22,6 +22,7 @@ from edge_agent.registry import ModelInfo
 # Some deployed C++ clients were generated from a proto that numbers
 # AnomalyMaskParams.shared_memory_handle 3 instead of 2.
 LEGACY_MASK_HANDLE_FIELD = 3
+MAX_COMPONENT_NAME = 128  # Greengrass ComponentName: 1..128 characters
 _LENGTH_DELIMITED = 2
 
 
@@ -43,10 +44,17 @@ class DetectCall:
         return self.width * self.height * 3
 
 
-def model_name(request: pb.DescribeModelRequest | pb.StartModelRequest | pb.StopModelRequest) -> str:
+def model_name(
+    request: pb.DescribeModelRequest | pb.StartModelRequest | pb.StopModelRequest | pb.DetectAnomaliesRequest,
+) -> str:
     name = request.model_component
     if not name:
         raise InvalidInputError("model_component is empty: set it to the model's Greengrass component name")
+    if len(name) > MAX_COMPONENT_NAME:
+        raise InvalidInputError(
+            f"model_component is {len(name)} characters long; Greengrass component names have at most "
+            f"{MAX_COMPONENT_NAME}"
+        )
     return name
 
 

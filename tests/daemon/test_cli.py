@@ -108,3 +108,5 @@ def test_serve_refuses_malformed_options():
     assert run.returncode == 1 and "expected NAME=DIR" in run.stderr
     run = cli("serve", "--socket-mode", "rw")
     assert run.returncode == 1 and "octal" in run.stderr
+    run = cli("serve", "--poll-interval", "0")
+    assert run.returncode == 1 and "more than 0 seconds" in run.stderr

@@ -133,3 +133,47 @@ def test_raw_socket_garbage_does_not_take_the_agent_down(start_agent):
             raw.sendall(payload)
     assert agent.client.list_models() == []
     assert agent.proc.poll() is None
+
+
+def test_calls_whose_request_never_arrives_do_not_block_other_clients(start_agent, packages):
+    """A client may open streams and never send the request message; others must still be served."""
+    import threading
+
+    from edge_agent.protocol import edge_agent_pb2 as pb
+
+    agent = start_agent("--detect-threads", "2")
+    agent.add_model("cls", packages.classification)
+    agent.client.start_model("cls", wait=True)
+    hold = threading.Event()
+
+    def never_sends():
+        hold.wait()
+        yield from ()
+
+    stalled = []
+    for method in ("ListModels", "DetectAnomalies", "StopModel"):
+        open_call = agent.client.channel.stream_unary(f"/AWS.LookoutVision.EdgeAgent/{method}")
+        stalled += [open_call.future(never_sends()) for _ in range(20)]
+    try:
+        assert [m.name for m in agent.client.list_models()] == ["cls"]
+        other = agent.client.stub.DescribeModel(pb.DescribeModelRequest(model_component="cls"), timeout=5)
+        assert other.model_description.status == pb.RUNNING
+        assert agent.client.detect("cls", anomalous_image()).is_anomalous
+    finally:
+        hold.set()
+        for call in stalled:
+            call.cancel()
+
+
+def test_socket_has_its_mode_even_under_a_permissive_umask(packages, tmp_path):
+    path = tmp_path / "a.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "serve", "--socket", f"unix://{path}"],
+        preexec_fn=lambda: os.umask(0),
+    )
+    try:
+        assert wait_until(path.exists, 30)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0

@@ -193,3 +193,34 @@ def test_shm_offset_past_the_end_of_the_segment(running):
         code, details = code_of(lambda: running.client.stub.DetectAnomalies(request))
         assert code == grpc.StatusCode.INVALID_ARGUMENT
         assert f"holds {SIZE} bytes but offset 1 + size {SIZE}" in details
+
+
+def test_long_names_are_refused_briefly_with_the_right_code(running):
+    long_name = "m" * 20000
+    code, details = code_of(
+        lambda: running.client.stub.DescribeModel(pb.DescribeModelRequest(model_component=long_name))
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "20000 characters long" in details
+    request = detect_request(
+        "cls", normal_image(), shared_memory_handle=pb.SharedMemoryHandle(name="/" + "s" * 20000, size=SIZE)
+    )
+    code, details = code_of(lambda: running.client.stub.DetectAnomalies(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and len(details) < 400
+    log = running.log()
+    assert "m" * 200 not in log and "s" * 200 not in log
+
+
+def test_a_name_with_a_newline_cannot_forge_log_lines(running):
+    name = "x\nevent=model_running model=forged"
+    code, _ = code_of(lambda: running.client.describe_model(name))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "\nevent=model_running model=forged" not in running.log()
+
+
+def test_posix_semaphores_are_not_segments(running):
+    request = detect_request("seg", anomalous_image())
+    request.anomaly_mask_params.shared_memory_handle.CopyFrom(
+        pb.SharedMemoryHandle(name="/sem.lock", size=SIZE)
+    )
+    code, details = code_of(lambda: running.client.stub.DetectAnomalies(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "semaphore" in details

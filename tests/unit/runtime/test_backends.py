@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.errors import InvalidInputError, ModelFailedError
+from edge_agent.errors import InvalidInputError, ModelFailedError, ModelStoppedError
 from edge_agent.runtime import RuntimeOptions, open_runtime
 from edge_agent.runtime.ort_gpu import gpu_providers
 from edge_agent.testing.onnx_models import bright_blob_package
@@ -49,5 +49,5 @@ def test_cpu_runtime_runs_and_closes(tmp_path):
     outputs = runtime.run(np.full((96, 128, 3), 255, np.uint8))
     assert outputs["anomaly_score"].tolist() == [1.0]
     runtime.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ModelStoppedError, match="stopped"):
         runtime.run(np.zeros((96, 128, 3), np.uint8))
