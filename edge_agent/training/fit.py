@@ -1,0 +1,224 @@
+"""Fit the anomaly model on extracted patch features, scoring every training image out-of-fold.
+
+How this works: the training images are dealt into K folds (normal and anomalous separately).
+For each fold, a memory bank built from the *other* folds' normal images gives every patch of the
+fold an honest nearest-neighbour distance (a bank containing the image itself would say 0). With
+masks, a patch head is then fitted per fold on the other folds' (feature, distance) pairs and
+scores the held-out fold. These out-of-fold maps set the image threshold, the score scale and the
+pixel threshold; the final bank and head are refitted on everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_agent.training.calibration import ScoreCalibration, calibrate, iou_best_pixel_threshold
+from edge_agent.training.graph import MapSmoother
+from edge_agent.training.head import PatchHead, anomaly_logit, fit_head
+from edge_agent.training.memory_bank import distances, select_coreset
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    folds: int = 5
+    coreset_fraction: float = 0.1
+    max_bank: int = 4096  # bounds the graph's matmul: latency grows linearly with the bank
+    head_hidden: int = 64  # 0: logistic regression
+    head_steps: int = 300
+    weight_decay: float = 1e-3
+    positive_fraction: float = 0.5  # a patch is a defect patch when this much of it is masked
+    max_normal_patches: int = 30000  # subsample of normal patches the head trains on
+
+
+@dataclass
+class FitResult:
+    bank: torch.Tensor
+    distance_scale: float
+    head: PatchHead | None
+    calibration: ScoreCalibration
+    pixel_threshold: float
+    oof_scores: np.ndarray
+    oof_pixel_iou: float | None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def _fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold number per image, dealing normal and anomalous images separately (stratified)."""
+    rng = np.random.default_rng(seed)
+    ids = np.zeros(len(is_anomalous), dtype=np.int64)
+    for group in (np.flatnonzero(~is_anomalous), np.flatnonzero(is_anomalous)):
+        order = rng.permutation(group)
+        ids[order] = np.arange(len(order)) % folds
+    return ids
+
+
+def _bank_size(patch_count: int, settings: FitSettings) -> int:
+    return max(1, min(settings.max_bank, round(settings.coreset_fraction * patch_count)))
+
+
+def _build_bank(patches: torch.Tensor, settings: FitSettings, seed: int) -> torch.Tensor:
+    return patches[select_coreset(patches, _bank_size(len(patches), settings), seed)].clone()
+
+
+def patch_targets(
+    label_index: np.ndarray, grid: tuple[int, int], num_labels: int, positive: float
+) -> np.ndarray:
+    """Per patch: 0 normal, k label k, -1 ignored (partly masked border patches)."""
+    onehot = torch.from_numpy(label_index).long()
+    fractions = torch.stack([(onehot == k).float() for k in range(1, num_labels + 1)])
+    fractions = F.adaptive_avg_pool2d(fractions.unsqueeze(0), grid)[0].flatten(1)  # [L, P]
+    best_fraction, best_label = fractions.max(dim=0)
+    targets = torch.full((fractions.shape[1],), -1, dtype=torch.long)
+    targets[fractions.sum(0) == 0] = 0
+    targets[best_fraction >= positive] = best_label[best_fraction >= positive] + 1
+    return targets.numpy()
+
+
+def fit(
+    features: torch.Tensor,
+    is_anomalous: np.ndarray,
+    label_index: list[np.ndarray | None] | None,
+    num_labels: int,
+    settings: FitSettings,
+    seed: int,
+    progress: Progress | None = None,
+) -> FitResult:
+    """features [N, D, h, w]; label_index: per image uint8 [H, W] (0 background), None for an
+    anomalous image without a mask; the whole argument None for a classification model."""
+    step = progress or (lambda _message: None)
+    is_anomalous = np.asarray(is_anomalous, dtype=bool)
+    count, dim, h, w = features.shape
+    patches = features.permute(0, 2, 3, 1).reshape(count, h * w, dim).contiguous()
+    normal = np.flatnonzero(~is_anomalous)
+    if len(normal) < 2:
+        raise ValueError(f"training needs at least 2 normal images, got {len(normal)}")
+    folds = max(2, min(settings.folds, len(normal)))
+    fold_of = _fold_ids(is_anomalous, folds, seed)
+    supervised = label_index is not None and bool(is_anomalous.any())
+
+    # 1. out-of-fold distances
+    oof_distance = torch.empty(count, h * w)
+    for k in range(folds):
+        rest = normal[fold_of[normal] != k]
+        bank_k = _build_bank(patches[rest].reshape(-1, dim), settings, seed + k)
+        held = np.flatnonzero(fold_of == k)
+        oof_distance[held] = distances(patches[held].reshape(-1, dim), bank_k).view(len(held), h * w)
+        step(f"memory bank fold {k + 1}/{folds}")
+    distance_scale = float(oof_distance[normal].std()) or 1.0
+    oof_distance /= distance_scale
+    bank = _build_bank(patches[normal].reshape(-1, dim), settings, seed + folds)
+    step("memory bank")
+
+    # 2. supervised head on out-of-fold distances
+    head: PatchHead | None = None
+    oof_map = oof_distance
+    targets = None
+    if supervised:
+        assert label_index is not None
+        ignored = np.full(h * w, -1, dtype=np.int64)
+        targets = torch.from_numpy(
+            np.stack(
+                [
+                    ignored
+                    if li is None
+                    else patch_targets(li, (h, w), num_labels, settings.positive_fraction)
+                    for li in label_index
+                ]
+            )
+        )
+        oof_map = torch.empty(count, h * w)
+        for k in range(folds):
+            train_ids = np.flatnonzero(fold_of != k)
+            head_k = _fit_head(patches, oof_distance, targets, train_ids, num_labels, settings, seed + k)
+            held = np.flatnonzero(fold_of == k)
+            with torch.no_grad():
+                logits = head_k(patches[held].reshape(-1, dim), oof_distance[held].reshape(-1))
+            oof_map[held] = anomaly_logit(logits).view(len(held), h * w)
+            step(f"patch head fold {k + 1}/{folds}")
+        head = _fit_head(patches, oof_distance, targets, np.arange(count), num_labels, settings, seed)
+        step("patch head")
+
+    # 3. thresholds from the out-of-fold maps
+    smoother = MapSmoother()
+    with torch.no_grad():
+        smoothed = smoother(oof_map.view(count, 1, h, w))
+    oof_scores = smoothed.amax(dim=(1, 2, 3)).numpy().astype(np.float64)
+    calibration = calibrate(oof_scores, is_anomalous)
+    pixel_threshold, pixel_iou = 0.0, None
+    if label_index is not None:
+        size = tuple(smoothed.shape[-2:])
+        known = [i for i, li in enumerate(label_index) if li is not None]
+        truth = np.stack(
+            [
+                F.adaptive_avg_pool2d(torch.from_numpy(label_index[i] > 0).float()[None, None], size)[
+                    0, 0
+                ].numpy()
+                >= 0.5
+                for i in known
+            ]
+        )
+        pixel_threshold, pixel_iou = iou_best_pixel_threshold(smoothed[known, 0].numpy(), truth)
+    details: dict[str, object] = {
+        "folds": folds,
+        "bank_size": len(bank),
+        "feature_dim": dim,
+        "feature_grid": [h, w],
+        "supervised_head": supervised,
+        "head_hidden": settings.head_hidden if supervised else None,
+        "oof_pixel_iou": pixel_iou,
+    }
+    logger.info(
+        "op=fit images=%d bank=%d supervised=%s threshold=%.4f method=%s",
+        count,
+        len(bank),
+        supervised,
+        calibration.raw_threshold,
+        calibration.method,
+    )
+    return FitResult(
+        bank=bank,
+        distance_scale=distance_scale,
+        head=head,
+        calibration=calibration,
+        pixel_threshold=pixel_threshold,
+        oof_scores=oof_scores,
+        oof_pixel_iou=pixel_iou,
+        details=details,
+    )
+
+
+def _fit_head(
+    patches: torch.Tensor,
+    distance: torch.Tensor,
+    targets: torch.Tensor,
+    image_ids: np.ndarray,
+    num_labels: int,
+    settings: FitSettings,
+    seed: int,
+) -> PatchHead:
+    dim = patches.shape[-1]
+    x = patches[image_ids].reshape(-1, dim)
+    d = distance[image_ids].reshape(-1)
+    y = targets[image_ids].reshape(-1)
+    keep = y >= 0
+    x, d, y = x[keep], d[keep], y[keep]
+    normal = torch.nonzero(y == 0).flatten()
+    if len(normal) > settings.max_normal_patches:
+        generator = torch.Generator().manual_seed(seed)
+        drop = normal[torch.randperm(len(normal), generator=generator)[settings.max_normal_patches :]]
+        mask = torch.ones(len(y), dtype=torch.bool)
+        mask[drop] = False
+        x, d, y = x[mask], d[mask], y[mask]
+    return fit_head(
+        x, d, y, 1 + num_labels, settings.head_hidden, settings.head_steps, settings.weight_decay, seed
+    )
