@@ -186,7 +186,7 @@ def train(config: TrainConfig) -> TrainResult:
                     f"image {sample.image} is {image.shape[1]}x{image.shape[0]} but the dataset's images are "
                     f"{train_ds.width}x{train_ds.height}: every image must have the same size"
                 )
-            feats.append(extractor(torch.from_numpy(image))[0])
+            feats.append(extractor(torch.from_numpy(np.array(image)))[0])  # writable copy
     features = torch.stack(feats)
     timings["features"] = time.perf_counter() - mark
 
