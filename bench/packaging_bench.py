@@ -1,11 +1,12 @@
 """Packaging job figures: artifact size and packaging time per target, plus one output tree.
 
-    .venv/bin/python bench/packaging_bench.py [--model DIR] [--repeats 3]
+    .venv/bin/python bench/packaging_bench.py [--model DIR [--sample-images DIR]] [--repeats 3]
 
 Without --model it packages two built-in graphs: the tiny bright-blob classifier and a conv
-stack (heavy_package, 224x224 inside the graph, 6 layers x 32 channels), which stands in for a
-trained network. Times are wall-clock medians of --repeats runs; the machine is shared, so
-repeat and compare medians only.
+stack (heavy_package, 224x224 inside the graph, 6 layers x 32 channels). The int8 row needs
+sample images: --sample-images, else synthetic parts of the model's size
+(edge_agent.testing.synthetic). Times are wall-clock medians of --repeats runs; the machine is
+shared, so repeat and compare medians only.
 """
 
 from __future__ import annotations
@@ -34,7 +35,19 @@ TARGETS: dict[str, dict[str, object]] = {
 }
 
 
-def run(model: Path, work: Path, repeats: int) -> list[dict[str, object]]:
+def sample_images(model: Path, work: Path) -> Path:
+    from edge_agent.model_package import load
+    from edge_agent.testing.synthetic import write_synthetic_dataset
+
+    manifest = load(model).manifest
+    root = work / f"samples-{model.name}"
+    write_synthetic_dataset(
+        root, n_normal=10, n_anomalous=10, size=(manifest.width, manifest.height), labels=(), seed=1
+    )
+    return root / "images"
+
+
+def run(model: Path, work: Path, repeats: int, samples: Path) -> list[dict[str, object]]:
     rows = []
     store = JobStore(work / "jobs.sqlite3")
     for label, fields in TARGETS.items():
@@ -46,9 +59,14 @@ def run(model: Path, work: Path, repeats: int) -> list[dict[str, object]]:
                 component_name="bench.Model", component_version=f"1.0.{len(rows) * 100 + attempt}", **fields
             )
             started = time.perf_counter()
-            record = start_job(
-                PackagingRequest(model, config, output=str(work / "out"), quantize=quantize), store
+            request = PackagingRequest(
+                model,
+                config,
+                output=str(work / "out"),
+                quantize=quantize,
+                sample_images=samples if quantize else None,
             )
+            record = start_job(request, store)
             times.append(time.perf_counter() - started)
             if record.status != "SUCCEEDED":
                 raise SystemExit(f"{label}: {record.status_message}")
@@ -80,6 +98,7 @@ def main() -> int:
     parser.add_argument(
         "--model", type=Path, action="append", default=[], help="model package dir (repeatable)"
     )
+    parser.add_argument("--sample-images", type=Path, help="images of the model's size for the int8 check")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-package-") as scratch:
@@ -95,7 +114,8 @@ def main() -> int:
             print(f"{'target':<18} {'model.zip':>10} {'median s':>9}  note")
             out = work / f"out-{model.name}"
             out.mkdir()
-            for row in run(model, out, args.repeats):
+            samples = args.sample_images or sample_images(model, work)
+            for row in run(model, out, args.repeats, samples):
                 print(f"{row['target']:<18} {row['zip_bytes']:>10} {row['median_s']:>9.3f}  {row['note']}")
         one = next((work / f"out-{models[0].name}" / "out" / "artifacts").iterdir())
         example = work / "example"

@@ -67,6 +67,14 @@ def start_job(
     job_name = request.job_name or str(uuid.uuid4())
     if not JOB_NAME_RE.match(job_name):
         raise InvalidInputError(f"job name {job_name!r} must be 1..64 characters of [a-zA-Z0-9-]")
+    if request.quantize and request.sample_images is None:
+        raise InvalidInputError(
+            "--quantize needs --sample-images DIR: real normal and anomalous images of the model's size, on "
+            "which the int8 model must agree with the float model (synthetic inputs alone have let int8 "
+            "PatchCore models through that then disagreed on real images)"
+        )
+    if request.sample_images is not None and not request.sample_images.is_dir():
+        raise InvalidInputError(f"--sample-images {request.sample_images} is not a folder")
     package = load(request.model_dir)
     package.verify_graph()
     spec = resolve(request.configuration, package.manifest.model_version, catalogue, request.output)

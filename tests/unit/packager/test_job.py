@@ -23,6 +23,7 @@ X86 = {"Os": "LINUX", "Arch": "X86_64"}
 def package(model: Path, tmp_path: Path, store: JobStore | None = None, **fields: object):
     quantize = bool(fields.pop("quantize", False))
     tolerance = fields.pop("tolerance", Tolerance())
+    samples = fields.pop("samples", None)
     fields.setdefault("component_name", "com.example.Model")
     request = PackagingRequest(
         model,
@@ -30,6 +31,7 @@ def package(model: Path, tmp_path: Path, store: JobStore | None = None, **fields
         output=str(tmp_path / "out"),
         quantize=quantize,
         tolerance=tolerance,
+        sample_images=samples,
     )
     return start_job(request, store or JobStore(tmp_path / "jobs.sqlite3"))
 
@@ -135,13 +137,23 @@ def test_compile_failure_ends_the_job_failed_with_the_reason(tmp_path: Path, blo
     assert not (tmp_path / "out/recipes").exists()
 
 
-def test_quantisation_is_kept_only_when_the_accuracy_check_passes(conv_model: Path, tmp_path: Path) -> None:
-    loose = package(conv_model, tmp_path, target_platform=X86, quantize=True, component_version="1.0.0")
+def test_quantisation_is_kept_only_when_the_accuracy_check_passes(
+    conv_model: Path, conv_samples: Path, tmp_path: Path
+) -> None:
+    loose = package(
+        conv_model,
+        tmp_path,
+        target_platform=X86,
+        quantize=True,
+        samples=conv_samples,
+        component_version="1.0.0",
+    )
     strict = package(
         conv_model,
         tmp_path,
         target_platform=X86,
         quantize=True,
+        samples=conv_samples,
         component_version="1.0.1",
         tolerance=Tolerance(max_score_diff=0.0),
     )
@@ -156,13 +168,23 @@ def test_quantisation_is_kept_only_when_the_accuracy_check_passes(conv_model: Pa
     drift = loose_q["accuracy_check"]["max_score_diff"]
     assert loose_q["applied"] is True and targets["1.0.0"]["has_qdq"]
     assert drift <= 0.02 and loose_q["accuracy_check"]["decisions_equal"]
+    assert loose_q["accuracy_check"]["samples"] == 12 + 6  # the sample images plus the synthetic inputs
     assert drift > 0  # int8 moves the score a little, so a zero tolerance must reject it
     assert strict_q["applied"] is False and not targets["1.0.1"]["has_qdq"]
     assert "kept float" in strict_q["reason"]
 
 
+def test_quantisation_needs_sample_images(blob_model: Path, tmp_path: Path) -> None:
+    from edge_agent.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="--quantize needs --sample-images"):
+        package(blob_model, tmp_path, target_platform=X86, quantize=True)
+    with pytest.raises(InvalidInputError, match="is not a folder"):
+        package(blob_model, tmp_path, target_platform=X86, quantize=True, samples=tmp_path / "nope")
+
+
 def test_quantisation_skips_graphs_without_conv_or_matmul(blob_model: Path, tmp_path: Path) -> None:
-    record = package(blob_model, tmp_path, target_platform=X86, quantize=True)
+    record = package(blob_model, tmp_path, target_platform=X86, quantize=True, samples=tmp_path)
     with zipfile.ZipFile(tmp_path / "out/artifacts/com.example.Model/1.0.0/model.zip") as handle:
         quantization = json.loads(handle.read("target.json"))["optimization"]["quantization"]
     assert record.status == "SUCCEEDED"
