@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--agent-component", help="agent component the model depends on (default from the catalogue)"
     )
     job.add_argument(
-        "--quantize", action="store_true", help="try int8; kept only if it agrees with the float model"
+        "--quantize",
+        action="store_true",
+        help="try int8 (needs --sample-images); kept only if it agrees with float",
     )
     job.add_argument(
         "--sample-images", type=Path, help="images of the model's size for calibration and checks"
