@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.errors import ModelFailedError
+from edge_agent.errors import ModelFailedError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.runtime.base import RuntimeOptions
 
@@ -103,24 +103,32 @@ class TensorRTRuntime:
         self._context = self._engine.create_execution_context()
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[Any, np.ndarray]] = {}
+        self._stream: Any = None
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self.output_names = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.input_shape = tuple(self._engine.get_tensor_shape(INPUT_IMAGE))
-        for name in names:
-            shape = tuple(self._engine.get_tensor_shape(name))
-            host = np.empty(shape, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
-            err, pointer = cudart.cudaMalloc(host.nbytes)
-            _check(err, "cudaMalloc")
-            self._buffers[name] = (pointer, host)
-            self._context.set_tensor_address(name, int(pointer))
-        err, self._stream = cudart.cudaStreamCreate()
-        _check(err, "cudaStreamCreate")
+        try:
+            for name in names:
+                shape = tuple(self._engine.get_tensor_shape(name))
+                host = np.empty(shape, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
+                err, pointer = cudart.cudaMalloc(host.nbytes)
+                _check(err, "cudaMalloc")
+                self._buffers[name] = (pointer, host)
+                self._context.set_tensor_address(name, int(pointer))
+            err, stream = cudart.cudaStreamCreate()
+            _check(err, "cudaStreamCreate")
+            self._stream = stream
+        except BaseException:
+            self.close()  # a failed start (e.g. GPU out of memory) must not leak device memory
+            raise
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         cudart = _cudart()
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         with self._lock:
+            if self._engine is None:
+                raise ModelStoppedError("the model was stopped before this request ran; start it again")
             pointer, _ = self._buffers[INPUT_IMAGE]
             data = np.ascontiguousarray(image)
             _check(
@@ -146,6 +154,9 @@ class TensorRTRuntime:
             for pointer, _ in self._buffers.values():
                 cudart.cudaFree(pointer)
             self._buffers.clear()
+            if self._stream is not None:
+                cudart.cudaStreamDestroy(self._stream)
+                self._stream = None
             self._context = None
             self._engine = None
 
