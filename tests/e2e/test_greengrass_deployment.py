@@ -50,7 +50,10 @@ def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for optional in ("README.md", "LICENSE"):
         if (REPO / optional).is_file():
             shutil.copy(REPO / optional, source)
-    shutil.copytree(REPO / "edge_agent", source / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    for package_dir in ("edge_agent", "packaging"):  # packaging/: the catalogue, installed as data-files
+        shutil.copytree(
+            REPO / package_dir, source / package_dir, ignore=shutil.ignore_patterns("__pycache__")
+        )
     subprocess.run(
         [
             sys.executable,
