@@ -82,7 +82,7 @@ def draw_defect(
         angle = rng.uniform(0, np.pi)
         length = rng.uniform(0.25, 0.45) * scale
         dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-        draw.line((x - dx, y - dy, x + dx, y + dy), fill=255, width=max(2, round(scale / 60)))
+        draw.line((x - dx, y - dy, x + dx, y + dy), fill=255, width=max(3, round(scale / 32)))
         mask = (np.asarray(shape) > 0) & plate
         out[mask] = np.clip(out[mask] + 70, 0, 255)
     elif kind == "crack":
@@ -92,7 +92,7 @@ def draw_defect(
             angle += rng.uniform(-0.7, 0.7)
             step = rng.uniform(0.03, 0.05) * scale
             points.append((points[-1][0] + np.cos(angle) * step, points[-1][1] + np.sin(angle) * step))
-        draw.line(points, fill=255, width=max(2, round(scale / 55)), joint="curve")
+        draw.line(points, fill=255, width=max(3, round(scale / 32)), joint="curve")
         mask = (np.asarray(shape) > 0) & plate
         out[mask] = out[mask] * 0.35
     elif kind == "stain":

@@ -19,7 +19,7 @@ from edge_agent.training.graph import AnomalyGraph
 logger = logging.getLogger(__name__)
 
 OPSET = 18
-SCORE_ATOL = 2e-4
+SCORE_ATOL = 1e-3  # on the 0..1 score; raw differences are ~1e-5 of the scale
 AREA_ATOL = 2e-3
 MASK_AGREEMENT = 0.998  # pixels on the exact threshold boundary may flip between runtimes
 

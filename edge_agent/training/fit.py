@@ -31,6 +31,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class FitSettings:
     folds: int = 5
+    supervised: bool = True  # learn from the masks (False: plain PatchCore, for comparison)
     coreset_fraction: float = 0.1
     max_bank: int = 4096  # bounds the graph's matmul: latency grows linearly with the bank
     head_hidden: int = 64  # 0: logistic regression
@@ -73,14 +74,22 @@ def _build_bank(patches: torch.Tensor, settings: FitSettings, seed: int) -> torc
 def patch_targets(
     label_index: np.ndarray, grid: tuple[int, int], num_labels: int, positive: float
 ) -> np.ndarray:
-    """Per patch: 0 normal, k label k, -1 ignored (partly masked border patches)."""
+    """Per patch: 0 normal, k label k, -1 ignored (partly masked border patches).
+
+    A patch is a label-k patch when its masked share reaches `positive`, or half of the largest
+    share any patch of this image has for k: a crack narrower than a patch never fills half of
+    one, and would otherwise teach the head nothing.
+    """
     onehot = torch.from_numpy(label_index).long()
     fractions = torch.stack([(onehot == k).float() for k in range(1, num_labels + 1)])
     fractions = F.adaptive_avg_pool2d(fractions.unsqueeze(0), grid)[0].flatten(1)  # [L, P]
-    best_fraction, best_label = fractions.max(dim=0)
+    cut = torch.clamp(0.5 * fractions.amax(dim=1, keepdim=True), max=positive)
+    qualifies = (fractions >= cut) & (fractions > 0)
+    score = torch.where(qualifies, fractions, torch.zeros_like(fractions))
+    best_fraction, best_label = score.max(dim=0)
     targets = torch.full((fractions.shape[1],), -1, dtype=torch.long)
     targets[fractions.sum(0) == 0] = 0
-    targets[best_fraction >= positive] = best_label[best_fraction >= positive] + 1
+    targets[best_fraction > 0] = best_label[best_fraction > 0] + 1
     return targets.numpy()
 
 
@@ -104,7 +113,7 @@ def fit(
         raise ValueError(f"training needs at least 2 normal images, got {len(normal)}")
     folds = max(2, min(settings.folds, len(normal)))
     fold_of = _fold_ids(is_anomalous, folds, seed)
-    supervised = label_index is not None and bool(is_anomalous.any())
+    supervised = settings.supervised and label_index is not None and bool(is_anomalous.any())
 
     # 1. out-of-fold distances
     oof_distance = torch.empty(count, h * w)

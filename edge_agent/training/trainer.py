@@ -83,6 +83,7 @@ class TrainResult:
     timings_s: dict[str, float]
     peak_rss_mib: float
     details: dict[str, Any]
+    graph: AnomalyGraph  # the torch module that was exported (for parity checks)
 
 
 def project_name(config: TrainConfig) -> str:
@@ -254,6 +255,7 @@ def train(config: TrainConfig) -> TrainResult:
         timings_s=timings,
         peak_rss_mib=peak_mib,
         details=dict(fitted.details),
+        graph=graph,
     )
 
 
