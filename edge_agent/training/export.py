@@ -59,7 +59,7 @@ def check_parity(graph: AnomalyGraph, path: Path, images: Sequence[np.ndarray]) 
     worst = {"score": 0.0, "areas": 0.0, "mask_agreement": 1.0}
     for image in images:
         with torch.no_grad():
-            expected = [t.numpy() for t in graph(torch.from_numpy(image))]
+            expected = [t.numpy() for t in graph(torch.from_numpy(np.array(image)))]  # writable copy
         actual = session.run(names, {INPUT_IMAGE: image})
         worst["score"] = max(worst["score"], float(np.abs(expected[0] - actual[0]).max()))
         if graph.segmentation:

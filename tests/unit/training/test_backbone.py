@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from edge_agent.model_package import sha256_file
 from edge_agent.training.backbone import (
     WEIGHTS_SHA256,
     BackboneWeightsError,
     EfficientNetLite0,
-    file_sha256,
     load_backbone,
     weights_path,
 )
@@ -24,7 +24,7 @@ ESPRESSO = 967
 
 
 def test_shipped_weights_match_the_pinned_hash() -> None:
-    assert file_sha256(weights_path()) == WEIGHTS_SHA256
+    assert sha256_file(weights_path()) == WEIGHTS_SHA256
 
 
 def test_architecture_matches_the_state_dict_exactly() -> None:
