@@ -25,6 +25,9 @@ class OrtRuntime:
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.log_severity_level = 3
+        session_options.add_session_config_entry(
+            "session.intra_op.allow_spinning", str(int(options.spin_wait))
+        )
         try:
             self._session: ort.InferenceSession | None = ort.InferenceSession(
                 str(graph), session_options, providers=list(providers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from edge_agent.client import SharedMemoryBuffer
 from edge_agent.errors import InvalidInputError
-from edge_agent.imaging.shm import SegmentCache, SegmentRef, segment_name
+from edge_agent.imaging.shm import PARALLEL_READ_PART, SegmentCache, SegmentRef, _parts, segment_name
 
 
 @pytest.fixture
@@ -25,6 +26,41 @@ def test_reads_exactly_the_requested_range(cache):
         out = np.empty(10, np.uint8)
         cache.read_into(SegmentRef(shm.name.lstrip("/"), 10, 40), memoryview(out), "f")
         assert out.tolist() == list(range(40, 50))
+
+
+def test_large_frames_are_read_in_parallel_parts_byte_for_byte():
+    """A 4096x4096 frame at an odd offset in a larger segment, read by three threads."""
+    size = 4096 * 4096 * 3
+    data = np.random.default_rng(0).integers(0, 256, size + 1000, dtype=np.uint8)
+    cache = SegmentCache(read_threads=3)
+    try:
+        with SharedMemoryBuffer.create(len(data)) as shm:
+            shm.write(data.tobytes())
+            out = np.empty(size, np.uint8)
+            cache.read_into(SegmentRef(shm.name.lstrip("/"), size, 7), memoryview(out), "f")
+            assert np.array_equal(out, data[7 : 7 + size])
+            with pytest.raises(InvalidInputError, match="holds"):
+                cache.read_into(SegmentRef(shm.name.lstrip("/"), size, 1001), memoryview(out), "f")
+    finally:
+        cache.close()
+
+
+@pytest.mark.parametrize(
+    ("size", "threads", "count"),
+    [
+        (100, 4, 1),
+        (2 * PARALLEL_READ_PART - 1, 4, 1),
+        (2 * PARALLEL_READ_PART, 4, 2),
+        (50_331_648, 2, 2),
+        (50_331_648, 16, 6),
+    ],
+)
+def test_read_parts_tile_the_frame(size, threads, count):
+    parts = _parts(size, threads)
+    assert len(parts) == count
+    assert parts[0][0] == 0 and parts[-1][1] == size
+    assert all(end == start for (_, end), (start, _) in itertools.pairwise(parts))
+    assert all(end > start for start, end in parts)
 
 
 def test_descriptor_is_reused_until_the_name_points_to_a_new_segment(cache):
