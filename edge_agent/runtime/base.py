@@ -16,7 +16,7 @@ class RuntimeOptions:
     intra_op_threads: int = 0  # 0: the runtime's default (all cores)
     inter_op_threads: int = 1
     # ONNX Runtime's workers busy-wait for work after each run by default; in the agent they then hold
-    # the cores that gRPC needs to answer, which doubled p99 on 2 cores (bench/README.md).
+    # the cores that gRPC needs to answer (p99 about 2x the raw p50 on 2 cores, 1.4x without; bench/README.md).
     spin_wait: bool = False
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)

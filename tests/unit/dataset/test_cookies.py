@@ -11,7 +11,7 @@ import pytest
 
 from edge_agent.dataset import load_dataset, split_dataset, validate
 
-COOKIES = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "cookies"
+COOKIES = (Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "cookies").resolve()
 pytestmark = pytest.mark.skipif(not COOKIES.is_dir(), reason=f"{COOKIES} is absent (shared data not mounted)")
 
 
