@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -42,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="single dataset: share of normal and of each anomaly type held out for testing (default 0.2)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are off anyway when stderr is no terminal)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
 
 
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         model_version=args.model_version,
         test_fraction=args.test_fraction,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),
     )
     result = train(config)
     manifest = result.package.manifest
