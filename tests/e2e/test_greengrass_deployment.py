@@ -1,4 +1,4 @@
-"""End to end: package a model for x86 CPU, deploy agent + model + sample client with the local
+"""End to end: train a small model, package it for x86 CPU, deploy agent + model + sample client with the local
 recipe runner into a temporary Greengrass-like root, read the client's detections from its log,
 then remove the model component and check the agent no longer lists it.
 
@@ -18,9 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from edge_agent.client import EdgeAgentClient
 from edge_agent.greengrass_runner import (
@@ -30,13 +28,18 @@ from edge_agent.greengrass_runner import (
     load_recipe,
     parse_recipe,
 )
+from edge_agent.imaging.overlay import read_rgb
+from edge_agent.inference import Predictor
 from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
-from edge_agent.testing.onnx_models import bright_blob_package
+from edge_agent.testing.synthetic import write_synthetic_dataset
+from edge_agent.training import TrainConfig, train
+from edge_agent.training.features import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "aws.iot.lookoutvision.EdgeAgent"
 CLIENT = "com.lookoutvision.EdgeAgentPythonExample"
-MODEL = "com.example.BrightBlob"
+MODEL = "com.example.SyntheticParts"
+MODEL_SIZE = (160, 128)
 WAIT_S = 90.0
 
 
@@ -85,8 +88,18 @@ def _wait_for(condition, what: str, timeout_s: float = WAIT_S) -> None:
 
 @pytest.fixture
 def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
-    # Model: package for x86 CPU with the packaging job.
-    bright_blob_package(tmp_path / "model")
+    # Model: train a small classification model on synthetic parts, package it for x86 CPU.
+    data = tmp_path / "dataset"
+    train(
+        TrainConfig(
+            dataset=write_synthetic_dataset(data, 20, 8, MODEL_SIZE, (), seed=3, prefix="train-"),
+            output=tmp_path / "model",
+            check_minimums=False,  # below the guide's minimum counts on purpose (speed)
+            evaluate=False,
+            progress=False,
+            features=FeatureConfig(long_side=192),
+        )
+    )
     output = tmp_path / "components"
     started = time.perf_counter()
     record = start_job(
@@ -115,13 +128,12 @@ def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
         :1
     ]  # stubs come from edge_agent
 
+    # Two held-out images (another seed) for the sample client to send.
+    write_synthetic_dataset(data, 1, 1, MODEL_SIZE, (), seed=4, prefix="test-")
     images = tmp_path / "images"
     images.mkdir()
-    normal = np.full((96, 128, 3), 90, np.uint8)
-    anomalous = normal.copy()
-    anomalous[10:40, 10:50] = 255  # about 10% bright pixels
-    Image.fromarray(normal).save(images / "normal.png")
-    Image.fromarray(anomalous).save(images / "anomalous.png")
+    shutil.copy(data / "images" / "test-normal-0000.png", images / "normal.png")
+    shutil.copy(data / "images" / "test-anomaly-0001.png", images / "anomalous.png")
 
     socket = f"unix://{tmp_path}/agent.sock"
     bin_dir = str(Path(sys.executable).parent)
@@ -163,6 +175,8 @@ def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
             "order": order,
             "socket": socket,
             "packaging_s": packaging_s,
+            "model_dir": tmp_path / "model",
+            "images": images,
             "deploy_s": time.perf_counter() - started,
         }
     finally:
@@ -186,6 +200,14 @@ def test_client_component_logs_detections_then_model_removal_reaches_agent(deplo
     results = detections()
     assert results["anomalous.png"]["is_anomalous"] is True
     assert results["normal.png"]["is_anomalous"] is False
+    # what the deployed component answered is what the trained package predicts in-process
+    predictor = Predictor.open(deployment["model_dir"])
+    try:
+        for name, logged in results.items():
+            expected = predictor.predict(read_rgb(deployment["images"] / name))
+            assert logged["anomaly_score"] == pytest.approx(expected.anomaly_score, abs=1e-5)
+    finally:
+        predictor.close()
     assert f'model_component:"{MODEL}" status:RUNNING' in client_log.read_text()
     # Greengrass layout: unarchived model, component logs, agent venv in its work folder.
     assert (kernel.root / "packages/artifacts-unarchived" / MODEL / "1.0.0/model/manifest.json").is_file()
