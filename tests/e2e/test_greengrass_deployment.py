@@ -122,11 +122,22 @@ def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
     client_dir = artifacts / CLIENT / "1.0.0"
     client_dir.mkdir(parents=True)
     shutil.copy(REPO / "greengrass/client/edge_agent_example.py", client_dir)
+    # The client's stubs, generated from the proto as the guide tells users to (edge_agent_pb2*.py).
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            str(REPO / "proto"),
+            f"--python_out={client_dir}",
+            f"--grpc_python_out={client_dir}",
+            str(REPO / "proto/edge-agent.proto"),
+        ],
+        check=True,
+    )
     client_raw = json.loads((REPO / "greengrass/client/recipe.json").read_text())
     client_raw["ComponentDependencies"] = {MODEL: {"VersionRequirement": ">=1.0.0", "DependencyType": "HARD"}}
-    client_raw["Manifests"][0]["Artifacts"] = client_raw["Manifests"][0]["Artifacts"][
-        :1
-    ]  # stubs come from edge_agent
 
     # Two held-out images (another seed) for the sample client to send.
     write_synthetic_dataset(data, 1, 1, MODEL_SIZE, (), seed=4, prefix="test-")
@@ -164,6 +175,7 @@ def deployment(tmp_path: Path, agent_wheel: Path) -> Iterator[dict]:
                 "Socket": socket,
                 "ImagesDirectory": str(images),
                 "PythonCommand": sys.executable,
+                "ExtraSitePackages": sysconfig.get_paths()["purelib"],  # grpcio, protobuf, Pillow offline
             }
         ),
     }
@@ -212,6 +224,7 @@ def test_client_component_logs_detections_then_model_removal_reaches_agent(deplo
     # Greengrass layout: unarchived model, component logs, agent venv in its work folder.
     assert (kernel.root / "packages/artifacts-unarchived" / MODEL / "1.0.0/model/manifest.json").is_file()
     assert (kernel.work_path(AGENT) / "venv/bin/edge-agent").is_file()
+    assert (kernel.work_path(CLIENT) / "venv/bin/python").exists()
     assert (kernel.work_path(AGENT) / "models" / MODEL).is_symlink()
 
     with EdgeAgentClient(deployment["socket"]) as client:
