@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from edge_agent.errors import ModelPackageError
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 DEFAULT_GRAPH_NAME = "model.onnx"
+MAX_MANIFEST_BYTES = 1 << 20  # ours are a few kB
 
 # Graph contract (names of inputs and outputs).
 INPUT_IMAGE = "image"  # uint8 [H, W, 3], packed RGB888 exactly as the client sends it
@@ -171,17 +173,39 @@ def load(directory: str | os.PathLike[str]) -> ModelPackage:
     """Read and validate a package directory's manifest (the graph is checked by verify_graph)."""
     path = Path(directory)
     manifest_path = path / MANIFEST_NAME
+    raw = _read_manifest(manifest_path, path)
     try:
-        raw = manifest_path.read_text(encoding="utf-8")
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ModelPackageError(f"{manifest_path} is not UTF-8 text") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelPackageError(f"{manifest_path} is not valid JSON: {exc}") from None
+    return ModelPackage(directory=path, manifest=Manifest.from_json(data))
+
+
+def _read_manifest(manifest_path: Path, package: Path) -> bytes:
+    """The manifest's bytes, refusing what is not a small regular file: the agent reads manifests
+    found in its models folder, and a FIFO there must not block it, nor /dev/zero fill its memory."""
+    try:
+        fd = os.open(manifest_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ModelPackageError(f"{manifest_path} not found: is {path} a model package?") from None
+        raise ModelPackageError(f"{manifest_path} not found: is {package} a model package?") from None
     except OSError as exc:
         raise ModelPackageError(f"cannot read {manifest_path}: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelPackageError(f"{manifest_path} is not valid JSON: {exc}") from None
-    return ModelPackage(directory=path, manifest=Manifest.from_json(data))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelPackageError(f"{manifest_path} is not a regular file")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ModelPackageError(
+                f"{manifest_path} is {info.st_size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}"
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(MAX_MANIFEST_BYTES + 1)[:MAX_MANIFEST_BYTES]
+    except OSError as exc:
+        raise ModelPackageError(f"cannot read {manifest_path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def save(directory: str | os.PathLike[str], manifest: Manifest) -> ModelPackage:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -163,6 +164,8 @@ class _Entry:
             arn, problem = load(self.directory).manifest.model_arn, ""
         except AgentError as exc:
             arn, problem = "", str(exc)
+        except Exception as exc:  # one broken package must not fail ListModels for every model
+            arn, problem = "", f"unreadable package: {type(exc).__name__}: {exc}"
         self._arn_cache = (mtime, arn, problem)
         return arn, problem
 
@@ -198,14 +201,33 @@ class ModelRegistry:
         if self.models_dir is None:
             return
         with self._sync_lock:
-            self._apply_listing(self._list_models_dir())
+            listing = self._list_models_dir()
+            if listing is not None:
+                self._apply_listing(listing)
 
-    def _list_models_dir(self) -> dict[str, Path]:
+    def _list_models_dir(self) -> dict[str, Path] | None:
+        """Sub-folders by name; None when the folder cannot be read now (for example the agent is out
+        of file descriptors): the models keep their state rather than being taken for removed."""
         assert self.models_dir is not None
+        found: dict[str, Path] = {}
         try:
-            return {p.name: p for p in self.models_dir.iterdir() if not p.name.startswith(".") and p.is_dir()}
-        except OSError:
-            return {}
+            for path in self.models_dir.iterdir():
+                if path.name.startswith("."):
+                    continue
+                try:
+                    if not stat.S_ISDIR(path.stat().st_mode):
+                        continue
+                except FileNotFoundError:
+                    continue  # gone, or a dangling link: not a model component
+                except OSError:
+                    pass  # there but unreadable now: listed, and its status message will say why
+                found[path.name] = path
+        except FileNotFoundError:
+            return {}  # the folder itself is gone, and with it every component in it
+        except OSError as exc:
+            log.warning("event=models_dir_unreadable dir=%s reason=%r", self.models_dir, exc.strerror)
+            return None
+        return found
 
     def _apply_listing(self, found: dict[str, Path]) -> None:
         gone: list[_Entry] = []
@@ -263,6 +285,10 @@ class ModelRegistry:
         """StartModel: STOPPED|FAILED -> STARTING now, RUNNING|FAILED when the load ends."""
         entry = self._get(name)
         with self._admission_lock, entry.lock:
+            if entry.removed:  # removed (and perhaps redeployed) since _get found it
+                raise ModelNotFoundError(
+                    f"model component {shown(name)} was removed while StartModel ran; ListModels shows the deployed ones"
+                )
             target = next_state(name, entry.status, Event.START)
             entry.memory_bytes = self._admit_memory(entry)
             entry.status, entry.message = target, "loading the model"
@@ -279,7 +305,7 @@ class ModelRegistry:
         try:
             package = load(entry.directory)
             graph_bytes = package.graph_path.stat().st_size
-        except (AgentError, OSError):
+        except Exception:
             return 0  # the load will fail and say why
         input_bytes = package.manifest.input_bytes
         return 2 * graph_bytes + 5 * input_bytes * self.config.concurrency + 16 * MIB
@@ -322,7 +348,7 @@ class ModelRegistry:
             return
         elapsed_ms = (time.monotonic() - started) * 1000
         with entry.lock:
-            if entry.generation != generation or entry.status != STARTING:
+            if entry.generation != generation or entry.status != STARTING or entry.removed:
                 predictor.close()  # stopped, removed or restarted meanwhile
                 return
             entry.predictor, entry.gate = predictor, gate
@@ -374,10 +400,10 @@ class ModelRegistry:
             predictor.close()
         with entry.lock:
             entry.predictor, entry.gate, entry.memory_bytes = None, None, 0
-            entry.status = next_state(entry.name, entry.status, Event.STOPPED)
+            status = entry.status = next_state(entry.name, entry.status, Event.STOPPED)
             entry.message = ""
         log.info("event=model_stopped model=%s", entry.name)
-        return entry.status
+        return status  # STOPPED, even if a StartModel follows at once
 
     # inference -------------------------------------------------------------------------------
     @contextmanager

@@ -14,6 +14,8 @@ Safety rules, each a named step below:
 - Open descriptors are cached per name (clients reuse one segment frame after frame) and validated
   by inode on every call, so a segment deleted and recreated under the same name is reopened.
   The cache is bounded and reference counted: an evicted descriptor is closed by its last user.
+  `drop_unlinked` (run by the daemon every poll interval) closes those of unlinked segments, so
+  the agent never keeps a segment's memory alive after its owner removed it.
 """
 
 from __future__ import annotations
@@ -118,6 +120,27 @@ class SegmentCache:
             done = os.pwrite(fd, data, ref.offset)
         if done != len(data):
             raise InvalidInputError(f"{field}: wrote only {done} of {len(data)} mask bytes to {ref.name!r}")
+
+    def drop_unlinked(self) -> int:
+        """Close cached descriptors of segments their owners have unlinked; returns how many.
+
+        A descriptor keeps its segment's memory alive after shm_unlink, and a client that unlinks a
+        segment never names it again, so without this the cache would pin it until evicted.
+        """
+        with self._lock:
+            gone = []
+            for key, segment in list(self._open.items()):
+                try:
+                    unlinked = os.fstat(segment.fd).st_nlink == 0
+                except OSError:
+                    unlinked = True
+                if unlinked:
+                    del self._open[key]
+                    segment.evicted = True
+                    gone.append(segment)
+        for segment in gone:
+            self._release_if_unused(segment)
+        return len(gone)
 
     def open_count(self) -> int:
         """Descriptors currently held (leak tests watch this)."""

@@ -148,8 +148,7 @@ class Daemon:
             raise DaemonError(f"cannot set permissions on {self.path}: {exc.strerror}") from None
         self._socket_inode = (st.st_dev, st.st_ino)
         self._server = server
-        if config.models_dir is not None:
-            threading.Thread(target=self._poll_models_dir, name="models-dir", daemon=True).start()
+        threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         log.info(
             "event=ready socket=%s mode=%o group=%s models=%d",
             self.path,
@@ -158,12 +157,17 @@ class Daemon:
             len(self.registry.list()),
         )
 
-    def _poll_models_dir(self) -> None:
+    def _housekeeping(self) -> None:
+        """Every poll interval: pick up models-dir changes, release segments their owners unlinked."""
         while not self._poller_stop.wait(self.config.poll_interval_s):
             try:
                 self.registry.sync()
             except Exception:
                 log.exception("event=models_dir_sync_error")
+            try:
+                self.segments.drop_unlinked()
+            except Exception:
+                log.exception("event=segment_sweep_error")
 
     def request_stop(self) -> None:
         self._stop_requested.set()

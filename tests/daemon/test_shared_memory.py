@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import grpc
 import numpy as np
@@ -144,3 +145,22 @@ def test_symlink_in_dev_shm_is_refused(agent, tmp_path):
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "cannot open segment" in details
     finally:
         os.unlink(link)
+
+
+def test_agent_lets_go_of_segments_their_owner_unlinked(agent):
+    """A client that removes its segment must get its memory back: the agent keeps no descriptor."""
+
+    def deleted_segments() -> list[str]:
+        links = (
+            os.readlink(f"/proc/{agent.proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{agent.proc.pid}/fd")
+        )
+        return [link for link in links if link.startswith("/dev/shm/") and link.endswith("(deleted)")]
+
+    shm = SharedMemoryBuffer.create(SIZE)
+    shm.write(normal_image())
+    assert detect_at(agent, shm.name, 0).is_anomalous is False
+    shm.close()  # unlinks it
+    deadline = time.monotonic() + 10
+    while deleted_segments():
+        assert time.monotonic() < deadline, f"the agent still holds {deleted_segments()}"
+        time.sleep(0.1)

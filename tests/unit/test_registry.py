@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
 import threading
 import time
@@ -10,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.errors import ModelStoppedError, OverloadedError, WrongStateError
+from edge_agent.errors import ModelNotFoundError, ModelStoppedError, OverloadedError, WrongStateError
 from edge_agent.model_package import load
 from edge_agent.protocol.edge_agent_pb2 import FAILED, RUNNING, STARTING, STOPPED
 from edge_agent.registry import ModelRegistry, RegistryConfig
@@ -166,4 +168,76 @@ def test_a_model_removed_while_loading_is_forgotten_and_its_load_discarded(tmp_p
     registry.sync()
     time.sleep(1.0)  # the first load, if it were not discarded, would have made "h" RUNNING by now
     assert registry.describe("h").status == STOPPED
+    registry.close()
+
+
+def test_a_models_folder_that_cannot_be_read_now_leaves_every_model_as_it_was(tmp_path, blob):
+    """Out of file descriptors (a client flooding the socket): the listing fails, models keep running."""
+    models = tmp_path / "models"
+    shutil.copytree(blob, models / "cam")
+    registry = ModelRegistry(RegistryConfig(), models_dir=models)
+    registry.start("cam")
+    wait_status(registry, "cam", RUNNING)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))  # no new descriptor can be opened
+    try:
+        registry.sync()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [(m.name, m.status) for m in registry.list()] == [("cam", RUNNING)]
+    shutil.rmtree(models / "cam")  # a real removal still stops and forgets it
+    registry.sync()
+    assert registry.list() == []
+    registry.close()
+
+
+def test_broken_packages_never_break_listing_the_others(tmp_path, blob):
+    models = tmp_path / "models"
+    shutil.copytree(blob, models / "good")
+    (models / "fifo").mkdir()
+    os.mkfifo(models / "fifo" / "manifest.json")  # would block a plain open() forever
+    (models / "binary").mkdir()
+    (models / "binary" / "manifest.json").write_bytes(b"\xff\xfe{\x00")
+    (models / "huge").mkdir()
+    (models / "huge" / "manifest.json").symlink_to("/dev/zero")
+    registry = ModelRegistry(RegistryConfig(), models_dir=models)
+    listed = {m.name: m for m in registry.list()}
+    assert sorted(listed) == ["binary", "fifo", "good", "huge"]
+    assert listed["good"].arn.startswith("arn:aws:lookoutvision")
+    assert "not a regular file" in listed["fifo"].status_message
+    assert "not UTF-8" in listed["binary"].status_message
+    assert "not a regular file" in listed["huge"].status_message
+    registry.start("fifo")
+    wait_status(registry, "fifo", FAILED)
+    registry.start("good")
+    wait_status(registry, "good", RUNNING)
+    registry.close()
+
+
+def test_a_start_that_raced_a_removal_is_refused_and_leaves_no_hidden_model(tmp_path, blob):
+    """StartModel found the entry, then the component was removed and redeployed under its name."""
+    models = tmp_path / "models"
+    shutil.copytree(blob, models / "cam")
+    registry = ModelRegistry(RegistryConfig(), models_dir=models)
+    outcome: list[str] = []
+
+    def start() -> None:
+        try:
+            registry.start("cam")
+            outcome.append("started")
+        except ModelNotFoundError:
+            outcome.append("not found")
+
+    with registry._admission_lock:  # where a concurrent StartModel would hold it
+        starter = threading.Thread(target=start)
+        starter.start()
+        time.sleep(0.2)  # the starter has its entry and waits for admission
+        shutil.rmtree(models / "cam")
+        registry.sync()
+        shutil.copytree(blob, models / "cam")
+        registry.sync()
+    starter.join(10)
+    assert outcome == ["not found"]
+    time.sleep(0.5)
+    assert registry.describe("cam").status == STOPPED
     registry.close()

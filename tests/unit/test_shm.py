@@ -107,3 +107,20 @@ def test_segment_names_that_are_not_one_component_are_refused(bad):
 
 def test_leading_slash_is_optional():
     assert segment_name("/cam", "f") == segment_name("cam", "f") == "cam"
+
+
+def test_descriptors_of_unlinked_segments_are_dropped_and_their_memory_freed(cache):
+    fds_before = len(os.listdir("/proc/self/fd"))
+    kept = SharedMemoryBuffer.create(16)
+    gone = SharedMemoryBuffer.create(16)
+    out = np.empty(16, np.uint8)
+    for shm in (kept, gone):
+        cache.read_into(SegmentRef(shm.name.lstrip("/"), 16, 0), memoryview(out), "f")
+    gone.close()  # the owner unlinks it and never names it again
+    assert cache.open_count() == 2
+    assert cache.drop_unlinked() == 1
+    assert cache.open_count() == 1
+    assert len(os.listdir("/proc/self/fd")) == fds_before + 2  # kept's own fd and the cache's
+    cache.read_into(SegmentRef(kept.name.lstrip("/"), 16, 0), memoryview(out), "f")
+    assert cache.drop_unlinked() == 0
+    kept.close()
