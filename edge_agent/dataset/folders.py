@@ -77,7 +77,7 @@ def read_labels(path: Path) -> dict[str, str]:
         raise DatasetError(f'{path} must be a non-empty object {{"<label>": "#RRGGBB", ...}}')
     colors: dict[str, str] = {}
     for name, color in data.items():
-        if not isinstance(color, str) or not _HEX.match(color):
+        if not isinstance(color, str) or not _HEX.fullmatch(color):
             raise DatasetError(f"{path}: label {name!r} has colour {color!r}: use #RRGGBB, e.g. #23A436")
         if color.upper() in colors.values() or color.upper() == BACKGROUND_COLOR:
             raise DatasetError(

@@ -171,7 +171,7 @@ def _segmentation(data: dict[str, Any], where: str) -> tuple[str | None, tuple[C
         color = item.get("hex-color") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             raise DatasetError(f'{where}: internal-color-map entry "{index}" has no "class-name"')
-        if not isinstance(color, str) or not _HEX.match(color):
+        if not isinstance(color, str) or not _HEX.fullmatch(color):
             raise DatasetError(
                 f'{where}: internal-color-map entry "{index}" ({name}) has hex-color {color!r}: '
                 "use #RRGGBB, e.g. #23A436"

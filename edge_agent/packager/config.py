@@ -140,12 +140,12 @@ def resolve(
     name = config.component_name
     if not name:
         raise ConfigurationError("ComponentName is required (--component-name NAME)")
-    if len(name) > COMPONENT_NAME_MAX or not COMPONENT_NAME_RE.match(name):
+    if len(name) > COMPONENT_NAME_MAX or not COMPONENT_NAME_RE.fullmatch(name):
         raise ConfigurationError(
             f"ComponentName {name!r} must be 1..{COMPONENT_NAME_MAX} characters of [a-zA-Z0-9-_.]"
         )
     version = config.component_version or f"{model_version}.0.0"
-    if not SEMVER_RE.match(version):
+    if not SEMVER_RE.fullmatch(version):
         raise ConfigurationError(
             f"ComponentVersion {version!r} must be major.minor.patch with 1..6 digits each, e.g. 1.0.0"
         )

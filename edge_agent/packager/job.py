@@ -15,6 +15,8 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def start_job(
     """Validate, create the job record and run it to SUCCEEDED or FAILED; returns the final record."""
     catalogue = catalogue or load_catalogue()
     job_name = request.job_name or str(uuid.uuid4())
-    if not JOB_NAME_RE.match(job_name):
+    if not JOB_NAME_RE.fullmatch(job_name):
         raise InvalidInputError(f"job name {job_name!r} must be 1..64 characters of [a-zA-Z0-9-]")
     if request.quantize and request.sample_images is None:
         raise InvalidInputError(
@@ -99,6 +101,9 @@ def start_job(
     except Exception as exc:
         log.exception("op=package job=%s internal error", job_name)
         return store.transition(job_name, "FAILED", f"internal error: {type(exc).__name__}: {exc}")
+    except BaseException:  # Ctrl-C, SystemExit: the record must not stay RUNNING
+        store.transition(job_name, "FAILED", "interrupted")
+        raise
     details["Greengrass"]["PackagingSeconds"] = round(time.perf_counter() - started, 3)
     message = f"packaged {spec.component_name} {spec.component_version} for {spec.target.label}"
     return store.transition(job_name, "SUCCEEDED", message, output=details)
@@ -168,13 +173,13 @@ def _package(
         _zip_dir(stage, archive)
         artifact_uri = output.artifact_uri(spec.component_name, spec.component_version, MODEL_ARTIFACT)
         recipe = model_recipe(spec, catalogue, artifact_uri, agent)
-        stored_artifact = output.put_file(
-            artifact_key(spec.component_name, spec.component_version, MODEL_ARTIFACT), archive
-        )
-        recipes = [
-            output.put_text(recipe_key(spec.component_name, spec.component_version, "json"), to_json(recipe)),
-            output.put_text(recipe_key(spec.component_name, spec.component_version, "yaml"), to_yaml(recipe)),
-        ]
+        name, version = spec.component_name, spec.component_version
+        with _all_or_nothing(output) as put:
+            stored_artifact = put(artifact_key(name, version, MODEL_ARTIFACT), archive)
+            recipes = [
+                put(recipe_key(name, version, "json"), to_json(recipe)),
+                put(recipe_key(name, version, "yaml"), to_yaml(recipe)),
+            ]
         return {
             "Greengrass": {
                 "ComponentName": spec.component_name,
@@ -189,6 +194,28 @@ def _package(
                 "Tags": spec.tags,
             }
         }
+
+
+@contextmanager
+def _all_or_nothing(output: Output) -> Iterator[Callable[[str, Path | str], str]]:
+    """put(key, file or text) for one component's files: if any step fails, the ones already written
+    are deleted, so a failed job leaves no half component (that would also block a retry)."""
+    written: list[str] = []
+
+    def put(key: str, content: Path | str) -> str:
+        stored = output.put_file(key, content) if isinstance(content, Path) else output.put_text(key, content)
+        written.append(key)
+        return stored
+
+    try:
+        yield put
+    except BaseException:
+        for key in reversed(written):
+            try:
+                output.delete(key)
+            except Exception as exc:  # keep the original error; say what is left behind
+                log.error("op=package cleanup failed key=%s error=%s", key, exc)
+        raise
 
 
 def cpu_requirements(spec: PackagingSpec, catalogue: Catalogue) -> dict[str, Any]:

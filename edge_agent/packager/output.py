@@ -35,6 +35,8 @@ class Output(Protocol):
 
     def put_text(self, relative: str, text: str) -> str: ...
 
+    def delete(self, relative: str) -> None: ...
+
 
 def recipe_key(name: str, version: str, suffix: str) -> str:
     return f"recipes/{name}-{version}.{suffix}"
@@ -70,6 +72,9 @@ class LocalOutput:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         return str(path)
+
+    def delete(self, relative: str) -> None:
+        (self.root / relative).unlink(missing_ok=True)
 
     def _prepare(self, relative: str) -> Path:
         path = self.root / relative
@@ -136,6 +141,15 @@ class S3Output:
         except (BotoCoreError, ClientError) as exc:
             raise OutputError(f"cannot upload to s3://{self.bucket}/{key}: {exc}") from None
         return f"s3://{self.bucket}/{key}"
+
+    def delete(self, relative: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.key(relative)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+        except (BotoCoreError, ClientError) as exc:
+            raise OutputError(f"cannot delete s3://{self.bucket}/{key}: {exc}") from None
 
 
 def open_output(uri: str) -> Output:

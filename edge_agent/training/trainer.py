@@ -88,7 +88,7 @@ class TrainResult:
 
 def project_name(config: TrainConfig) -> str:
     name = config.project or re.sub(r"[^A-Za-z0-9_-]", "-", Path(config.output).resolve().name).strip("-_")
-    if not _PROJECT.match(name or ""):
+    if not _PROJECT.fullmatch(name or ""):
         raise TrainingError(
             f"project name {name!r} is invalid: use at most 255 characters A-Z a-z 0-9 - _, "
             "starting with a letter or digit (--project NAME)"

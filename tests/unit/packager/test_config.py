@@ -40,6 +40,10 @@ def test_cpu_options_are_validated() -> None:
     assert result.target.compiler_options == {"mcpu": "skylake-avx512", "mattr": ["+avx512f"]}
     with pytest.raises(CompilerOptionsError, match="Did you mean 'skylake'"):
         spec(target_platform=X86, compiler_options='{"mcpu": "skylak"}')
+    for current in ("znver4", "sapphirerapids", "icelake-client", "x86-64-v3"):  # recent LLVM CPU names
+        assert spec(target_platform=X86, compiler_options=f'{{"mcpu": "{current}"}}').target.compiler_options
+    arm = {"Os": "LINUX", "Arch": "ARM64"}
+    assert spec(target_platform=arm, compiler_options='{"mcpu": "cortex-a76"}').target.compiler_options
     with pytest.raises(CompilerOptionsError, match="list of flags"):
         spec(target_platform=X86, compiler_options='{"mattr": ["neon"]}')
     with pytest.raises(CompilerOptionsError, match="applies to NVIDIA targets"):
@@ -127,7 +131,7 @@ def test_bad_platforms(platform: dict, fragment: str) -> None:
         spec(target_platform=platform)
 
 
-@pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 129])
+@pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 129, "com.example.M\n"])
 def test_component_name_pattern(name: str) -> None:
     with pytest.raises(ConfigurationError, match="ComponentName"):
         spec(component_name=name, target_platform=X86)
@@ -142,7 +146,7 @@ def test_component_name_limits_accept_the_pattern() -> None:
 def test_version_defaults_to_model_version_and_must_be_semver() -> None:
     assert spec(model_version=3, target_platform=X86).component_version == "3.0.0"
     assert spec(component_version="0.1.0", target_platform=X86).component_version == "0.1.0"
-    for bad in ("1.0", "1.0.0-rc1", "1234567.0.0", "v1.0.0"):
+    for bad in ("1.0", "1.0.0-rc1", "1234567.0.0", "v1.0.0", "1.0.0\n"):
         with pytest.raises(ConfigurationError, match="ComponentVersion"):
             spec(component_version=bad, target_platform=X86)
 

@@ -15,6 +15,7 @@ from edge_agent.model_package import load
 from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
 from edge_agent.packager.compile_cpu import Tolerance
 from edge_agent.packager.job import ConflictError
+from edge_agent.packager.output import LocalOutput, OutputError
 from edge_agent.packager.samples import synthetic_inputs
 
 X86 = {"Os": "LINUX", "Arch": "X86_64"}
@@ -196,3 +197,33 @@ def test_not_a_model_package_is_a_validation_error(tmp_path: Path) -> None:
 
     with pytest.raises(ModelPackageError, match=r"manifest\.json not found"):
         package(tmp_path, tmp_path, target_platform=X86)
+
+
+class FailingRecipeOutput(LocalOutput):
+    """A real output folder whose YAML recipe upload fails (a full disk, a lost S3 connection)."""
+
+    def put_text(self, relative: str, text: str) -> str:
+        if relative.endswith(".yaml"):
+            raise OutputError(f"cannot write {relative}: No space left on device")
+        return super().put_text(relative, text)
+
+
+def test_a_failed_upload_leaves_no_half_component_and_the_retry_succeeds(
+    blob_model: Path, tmp_path: Path
+) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    out = tmp_path / "out"
+    request = PackagingRequest(
+        blob_model,
+        GreengrassConfiguration(component_name="com.example.M", target_platform=X86),
+        output=str(out),
+    )
+    record = start_job(request, store, output=FailingRecipeOutput(out))
+    assert record.status == "FAILED" and "No space left" in (record.status_message or "")
+    assert [p for p in out.rglob("*") if p.is_file()] == []  # the zip and the JSON recipe are gone
+    again = start_job(request, store)
+    assert again.status == "SUCCEEDED"
+    assert sorted(p.name for p in (out / "recipes").iterdir()) == [
+        "com.example.M-1.0.0.json",
+        "com.example.M-1.0.0.yaml",
+    ]
