@@ -273,7 +273,8 @@ def _compile_nvidia(package: ModelPackage, spec: PackagingSpec, stage: Path) -> 
     graph = stage / "model.onnx"
     # BASIC rewrites are provider-independent, so TensorRT sees only standard ONNX operators.
     compile_cpu.optimize_graph(package.graph_path, graph, compile_cpu.PORTABLE_LEVEL)
-    plan = nvidia.plan_engine_build(options, nvidia.detect_host())
+    host = nvidia.detect_host()
+    plan = nvidia.plan_engine_build(options, host)
     engine: dict[str, Any] = {
         "gpu_code": options["gpu-code"],
         "trt_version": options["trt-ver"],
@@ -285,7 +286,9 @@ def _compile_nvidia(package: ModelPackage, spec: PackagingSpec, stage: Path) -> 
     if plan.build_now:
         from edge_agent.runtime import tensorrt
 
-        path = tensorrt.engine_path(stage / "engines", graph, options["gpu-code"], options["trt-ver"])
+        host_version = host.tensorrt_version or options["trt-ver"]
+        # Filed under the version that built it: the device's runtime looks up trt.__version__.
+        path = tensorrt.engine_path(stage / "engines", graph, options["gpu-code"], host_version)
         tensorrt.build_engine(graph, path)
         engine["prebuilt"] = str(path.relative_to(stage))
     log.info("op=compile_nvidia build_now=%s reason=%s", plan.build_now, plan.reason)

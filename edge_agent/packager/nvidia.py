@@ -2,7 +2,8 @@
 
 An engine is only valid for one GPU architecture and one TensorRT version, so it is built during
 packaging only when this host has TensorRT and a GPU whose compute capability equals `gpu-code`,
-and the TensorRT major.minor equals `trt-ver`. Otherwise the package carries the ONNX graph and the
+and its TensorRT is the `trt-ver` release. The engine is filed under the host's full TensorRT
+version, the key the device looks it up by. Otherwise the package carries the ONNX graph and the
 settings, and the device builds the engine at install or first start into a cache keyed by GPU
 architecture and TensorRT version (edge_agent.runtime.tensorrt), so a restart does not rebuild.
 """
@@ -31,9 +32,11 @@ class EnginePlan:
     reason: str
 
 
-def same_minor(version_a: str, version_b: str) -> bool:
-    """TensorRT engines are portable within a major.minor release, not across."""
-    return version_a.split(".")[:2] == version_b.split(".")[:2]
+def same_release(host_version: str, target_version: str) -> bool:
+    """The host's TensorRT is the target's release: `8.2.1.8` is `8.2.1`, `8.2.3` is not. A plan
+    built by one TensorRT version is only loaded by that version (no version-compatible builds)."""
+    target = target_version.split(".")
+    return host_version.split(".")[: len(target)] == target
 
 
 def plan_engine_build(options: dict[str, str], host: HostGpu) -> EnginePlan:
@@ -44,7 +47,7 @@ def plan_engine_build(options: dict[str, str], host: HostGpu) -> EnginePlan:
     if gpu_code not in host.gpu_codes:
         found = ", ".join(host.gpu_codes) or "no NVIDIA GPU"
         return EnginePlan(False, f"the packaging host has {found}, the target needs {gpu_code}")
-    if not same_minor(host.tensorrt_version, trt_version):
+    if not same_release(host.tensorrt_version, trt_version):
         return EnginePlan(
             False, f"the packaging host has TensorRT {host.tensorrt_version}, the target has {trt_version}"
         )

@@ -22,10 +22,11 @@ OPTIONS = {"gpu-code": "sm_72", "trt-ver": "8.2.1", "cuda-ver": "10.2"}
     ("host", "build_now", "fragment"),
     [
         (HostGpu(None, ("sm_72",)), False, "TensorRT is not installed"),
-        (HostGpu("8.2.3", ()), False, "no NVIDIA GPU"),
-        (HostGpu("8.2.3", ("sm_86",)), False, "has sm_86, the target needs sm_72"),
+        (HostGpu("8.2.1.8", ()), False, "no NVIDIA GPU"),
+        (HostGpu("8.2.1.8", ("sm_86",)), False, "has sm_86, the target needs sm_72"),
         (HostGpu("8.6.1", ("sm_72",)), False, "TensorRT 8.6.1, the target has 8.2.1"),
-        (HostGpu("8.2.3", ("sm_86", "sm_72")), True, "matches sm_72"),
+        (HostGpu("8.2.3", ("sm_72",)), False, "TensorRT 8.2.3, the target has 8.2.1"),
+        (HostGpu("8.2.1.8", ("sm_86", "sm_72")), True, "matches sm_72"),
     ],
 )
 def test_engine_is_built_during_packaging_only_on_a_matching_host(
