@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     roots, updates = _deployment(args, ConfigurationUpdate)
     if not roots:
         raise InvalidInputError("component run needs NAME[=REQUIREMENT] arguments or --deployment FILE")
-    for name in kernel.deploy(roots, updates):
+    # A deployment document is the whole set (a revision); NAME arguments add to what is deployed.
+    for name in kernel.deploy(roots, updates, replace=args.deployment is not None):
         print(f"deployed {name}")
     return 0
 

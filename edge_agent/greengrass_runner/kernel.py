@@ -116,14 +116,31 @@ class Kernel:
     # ----- public API --------------------------------------------------------------------------
 
     def deploy(
-        self, roots: dict[str, str], updates: dict[str, ConfigurationUpdate] | None = None
+        self,
+        roots: dict[str, str],
+        updates: dict[str, ConfigurationUpdate] | None = None,
+        replace: bool = False,
     ) -> list[str]:
-        """Add `roots` (name -> version requirement) and bring every needed component up; returns them in order."""
+        """Add `roots` (name -> version requirement) and bring every needed component up; returns them in order.
+
+        replace=True is a deployment document's revision: `roots` is the whole set, so a component
+        no longer needed by any of them is stopped and removed (as Greengrass does when a component
+        is dropped from a deployment).
+        """
         updates = updates or {}
         state = self._load_state()
+        if replace:
+            state["roots"] = {}
         all_roots = {**state["roots"], **roots}
         recipes = self._resolve(all_roots)
         order = _topological(recipes)
+        if replace:
+            deployed = state["components"]
+            for name in reversed(_order_from_state(deployed)):
+                if name not in recipes:
+                    self._stop(name, deployed[name], state)
+                    del deployed[name]
+                    self._log(name, "component removed (not in the deployment)")
         try:
             for name in order:
                 recipe = recipes[name]

@@ -239,6 +239,22 @@ def test_remove_refuses_dependents_unless_cascade_and_drops_orphans(make_kernel)
         kernel.remove(["Model"])
 
 
+def test_a_revised_deployment_removes_what_it_no_longer_lists(make_kernel) -> None:
+    kernel = make_kernel(
+        component("Agent", startup="true"),
+        component("Model", deps={"Agent": "*"}, startup="true", shutdown="echo model-bye"),
+        component("Other", startup="true", shutdown="echo other-bye"),
+    )
+    kernel.deploy({"Model": "*", "Other": "*"}, replace=True)
+    assert [r["name"] for r in kernel.list()] == ["Agent", "Model", "Other"]
+    kernel.deploy({"Agent": "*"}, replace=True)  # the next revision lists only the agent
+    assert [(r["name"], r["root"]) for r in kernel.list()] == [("Agent", True)]
+    assert "model-bye" in kernel.log_path("Model").read_text()
+    assert "other-bye" in kernel.log_path("Other").read_text()
+    kernel.deploy({"Other": "*"})  # without replace (run NAME), a deployment adds to what is there
+    assert [r["name"] for r in kernel.list()] == ["Agent", "Other"]
+
+
 def test_state_file_is_json(make_kernel) -> None:
     kernel = make_kernel(component("J", startup="true"))
     kernel.deploy({"J": "1.0.0"})
