@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from edge_agent.dataset.errors import DatasetError
-from edge_agent.dataset.images import mask_colors, read_mask
+from edge_agent.dataset.images import mask_colors, read_mask, unlisted_colors
 from edge_agent.dataset.loader import build_dataset
 from edge_agent.dataset.types import Dataset, Sample
 from edge_agent.model_package import BACKGROUND_COLOR
@@ -42,11 +42,13 @@ def load_folder(root: Path) -> Dataset:
         mask = (mask_dir / image.relative_to(anomaly_dir)).with_suffix(".png")
         labels: tuple[str, ...] = ()
         if mask_dir.is_dir() and mask.is_file():
-            present = mask_colors(read_mask(mask)) - {BACKGROUND_COLOR}
-            unknown = sorted(present - set(by_color))
-            if unknown:
+            pixels = read_mask(mask)
+            present = mask_colors(pixels) & set(by_color)
+            unknown, edges = unlisted_colors(pixels, present, {BACKGROUND_COLOR})
+            painted = sorted(set(unknown) - set(edges))
+            if painted:
                 raise DatasetError(
-                    f"mask {mask} contains colour(s) {', '.join(unknown[:5])} not listed in "
+                    f"mask {mask} contains colour(s) {', '.join(painted[:5])} not listed in "
                     f'{root / LABELS_FILE}: add them there as "name": "#RRGGBB" or repaint those pixels black'
                 )
             labels = tuple(sorted(by_color[color] for color in present))

@@ -112,12 +112,58 @@ def _palette_to_rgb(img: Image.Image) -> np.ndarray:
 
 def mask_colors(mask: np.ndarray) -> set[str]:
     """The distinct colours of an RGB mask as upper-case #RRGGBB."""
-    packed = (
+    return {f"#{int(value):06X}" for value in np.unique(_packed(mask))}
+
+
+EDGE_PX = 2  # how far an unlisted colour may lie from a label's pixels to count as its anti-aliased edge
+
+
+def unlisted_colors(
+    mask: np.ndarray, label_colors: set[str], background_colors: set[str]
+) -> tuple[list[str], list[str]]:
+    """(unlisted colours, of those the ones found only along the edges of label pixels).
+
+    A mask drawn with a soft brush or resized with a smoothing filter has blended colours where a
+    defect meets the background: they lie within EDGE_PX of the label's own pixels and are noise,
+    read as background everywhere. An unlisted colour elsewhere is paint the color map does not name.
+    """
+    packed = _packed(mask)
+    listed = {_hex_value(c) for c in label_colors}
+    known = listed | {_hex_value(c) for c in background_colors}
+    values = np.unique(packed)
+    unknown = [int(v) for v in values if int(v) not in known]
+    if not unknown:
+        return [], []
+    near_label = (
+        np.isin(packed, np.array(sorted(listed), dtype=np.uint32)) if listed else np.zeros(packed.shape, bool)
+    )
+    for _ in range(EDGE_PX):  # 8-neighbourhood dilation, one pixel per step
+        grown = near_label.copy()
+        grown[1:] |= near_label[:-1]
+        grown[:-1] |= near_label[1:]
+        grown[:, 1:] |= near_label[:, :-1]
+        grown[:, :-1] |= near_label[:, 1:]
+        grown[1:, 1:] |= near_label[:-1, :-1]
+        grown[1:, :-1] |= near_label[:-1, 1:]
+        grown[:-1, 1:] |= near_label[1:, :-1]
+        grown[:-1, :-1] |= near_label[1:, 1:]
+        near_label = grown
+    far = set(np.unique(packed[~near_label]).tolist())
+    names = [f"#{v:06X}" for v in unknown]
+    edges = [f"#{v:06X}" for v in unknown if v not in far]
+    return names, edges
+
+
+def _hex_value(color: str) -> int:
+    return int(color.lstrip("#"), 16)
+
+
+def _packed(mask: np.ndarray) -> np.ndarray:
+    return (
         mask[..., 0].astype(np.uint32) << 16
         | mask[..., 1].astype(np.uint32) << 8
         | mask[..., 2].astype(np.uint32)
     )
-    return {f"#{int(value):06X}" for value in np.unique(packed)}
 
 
 def read_label_indices(path: Path, labels: Sequence[AnomalyLabel]) -> np.ndarray:
@@ -128,7 +174,7 @@ def read_label_indices(path: Path, labels: Sequence[AnomalyLabel]) -> np.ndarray
     if len(labels) > 255:
         raise DatasetError(f"{len(labels)} labels do not fit uint8 class indices (at most 255)")
     mask = read_mask(path)
-    packed = mask[..., 0].astype(np.uint32) << 16 | mask[..., 1].astype(np.uint32) << 8 | mask[..., 2]
+    packed = _packed(mask)
     indices = np.zeros(packed.shape, np.uint8)
     for index, label in enumerate(labels, start=1):
         r, g, b = label.rgb()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.dataset.errors import DatasetError
-from edge_agent.dataset.images import ImageInfo, inspect_image, mask_colors, read_mask
+from edge_agent.dataset.images import ImageInfo, inspect_image, mask_colors, read_mask, unlisted_colors
 from edge_agent.dataset.manifest import ManifestEntry, read_manifest
 from edge_agent.dataset.s3 import Resolver, parse_s3
 from edge_agent.dataset.types import Dataset, Sample
@@ -58,11 +58,23 @@ def load_manifest(
     samples: list[Sample] = []
     colors: dict[str, str] = {}
     unlabelled = 0
+    # One image, one sample: a later line for the same source-ref relabels it (as UpdateDatasetEntries
+    # does), so a repeated line can neither count twice towards the minimums nor land in both splits.
+    last_line = {entry.source_ref: entry.line for entry in entries if entry.is_labelled}
     for entry in entries:
         where = f"{path} line {entry.line}"
         if not entry.is_labelled:
             unlabelled += 1
             log.debug("op=import unlabelled line=%d class_name=%r", entry.line, entry.class_name)
+            continue
+        if last_line[entry.source_ref] != entry.line:
+            log.warning(
+                "op=import manifest=%s line=%d duplicate source-ref=%r: line %d replaces it",
+                path,
+                entry.line,
+                entry.source_ref,
+                last_line[entry.source_ref],
+            )
             continue
         image = resolver.resolve(entry.source_ref, where)
         mask = None
@@ -156,12 +168,21 @@ def check_mask(
             f"(colours in the mask: {', '.join(sorted(present))}): correct the hex-color in the manifest "
             "or repaint the mask"
         )
-    unknown = sorted(present - expected - background) if background is not None else []
-    if unknown:
+    if background is None:
+        return
+    unknown, edges = unlisted_colors(mask, expected, background)
+    painted = sorted(set(unknown) - set(edges))
+    if painted:
         raise DatasetError(
-            f"mask {sample.mask} contains colour(s) {', '.join(unknown[:5])} that are not in its "
+            f"mask {sample.mask} contains colour(s) {', '.join(painted[:5])} that are not in its "
             f"internal-color-map (labels {dict((n, colors[n]) for n in sample.labels)}): add them to the "
             "color map or repaint those pixels black"
+        )
+    if edges:
+        log.warning(
+            "op=import mask=%s edge_colors=%d (anti-aliased label edges, read as background)",
+            sample.mask,
+            len(edges),
         )
 
 

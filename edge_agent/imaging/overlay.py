@@ -37,6 +37,13 @@ def save_verdict(image: np.ndarray, is_anomalous: bool, out_dir: Path, stem: str
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode a PNG/JPEG file to a contiguous uint8 RGB [H, W, 3] array."""
+    """Decode a PNG/JPEG file to a contiguous uint8 RGB [H, W, 3] array.
+
+    16-bit grayscale PNGs are scaled to 8 bits (Pillow's convert would clip them to white);
+    EXIF orientation is not applied: the pixels are used as stored, as a camera client sends them.
+    """
     with Image.open(path) as img:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            grey = np.asarray(img, dtype=np.uint32) >> 8
+            return np.ascontiguousarray(np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2))
         return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))

@@ -125,6 +125,12 @@ def _load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, ModelT
         if config.check_minimums:
             validate(dataset, "train", check_files=False)
             validate(test, "test", check_files=False)
+        shared = sorted({s.image for s in dataset.samples} & {s.image for s in test.samples})
+        if shared:
+            raise TrainingError(
+                f"{len(shared)} image(s) are in both the training and the test dataset, e.g. {shared[0]}: "
+                "a test image the model has learnt from makes the evaluation meaningless; remove them from one"
+            )
         train = dataset
         split_info = {"layout": "separate", "test_dataset": str(config.test_dataset)}
     else:
@@ -181,7 +187,12 @@ def train(config: TrainConfig) -> TrainResult:
         for sample in tqdm(
             train_ds.samples, desc="features", unit="img", file=sys.stderr, disable=not config.progress
         ):
-            image = read_rgb(sample.image)
+            try:
+                image = read_rgb(sample.image)
+            except OSError as exc:  # truncated or corrupt: the header read at import looked fine
+                raise DatasetError(
+                    f"image {sample.image} cannot be decoded ({exc}): replace the file"
+                ) from None
             if image.shape[:2] != (train_ds.height, train_ds.width):
                 raise DatasetError(
                     f"image {sample.image} is {image.shape[1]}x{image.shape[0]} but the dataset's images are "

@@ -6,8 +6,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dataset_files import CRACK, DENT, DatasetWriter
+from PIL import Image
 
 from edge_agent.dataset import Dataset, DatasetError, Sample, load_dataset, validate
 from edge_agent.model_package import AnomalyLabel
@@ -93,6 +95,20 @@ def test_hex_color_absent_from_its_mask(writer: DatasetWriter) -> None:
 def test_mask_colour_missing_from_the_color_map(writer: DatasetWriter) -> None:
     writer.mask("m.png", {CRACK: (0, 0, 10, 10), "#FF00FF": (20, 20, 25, 25)})
     with pytest.raises(DatasetError, match=r"mask .*m\.png contains colour\(s\) #FF00FF that are not in"):
+        load_dataset(_masked(writer))
+
+
+def test_anti_aliased_mask_edges_are_background_not_an_error(writer: DatasetWriter) -> None:
+    """A mask drawn with a soft brush (or resized smoothly): blended colours only along the defect's edge."""
+    mask = np.zeros((64, 96, 3), np.uint8)
+    mask[19:41, 29:61] = (17, 82, 27)  # half of #23A436 over black, one pixel wide around the defect
+    mask[20:40, 30:60] = (0x23, 0xA4, 0x36)
+    Image.fromarray(mask).save(writer.root / "m.png")
+    dataset = load_dataset(_masked(writer))
+    assert dataset.samples[0].labels == ("cracked",)
+    mask[2:6, 2:6] = (17, 82, 27)  # the same colour away from any label pixel is unlisted paint
+    Image.fromarray(mask).save(writer.root / "m.png")
+    with pytest.raises(DatasetError, match=r"contains colour\(s\) #11521B that are not in"):
         load_dataset(_masked(writer))
 
 

@@ -212,3 +212,19 @@ def test_read_label_indices_gives_trainer_class_maps(writer: DatasetWriter) -> N
     assert (indices == 1).sum() == 100 and indices[0, 0] == 1  # cracked = labels[0]
     assert (indices == 2).sum() == 50 and indices[20, 20] == 2
     assert (indices == 0).sum() == 64 * 96 - 150  # white BACKGROUND pixels are 0
+
+
+def test_a_repeated_source_ref_is_one_image_and_the_last_line_labels_it(writer: DatasetWriter) -> None:
+    """A repeated line must not count twice towards the minimums, nor land in both train and test."""
+    for name in ("a.png", "b.png"):
+        writer.image(name)
+    path = writer.manifest(
+        [
+            writer.line("a.png", "anomaly"),
+            writer.line("b.png", "normal"),
+            writer.line("a.png", "anomaly"),
+            writer.line("a.png", "normal"),  # relabelled, as UpdateDatasetEntries would
+        ]
+    )
+    dataset = load_dataset(path)
+    assert [(s.source_ref, s.is_anomalous) for s in dataset.samples] == [("b.png", False), ("a.png", False)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from edge_agent.cli import main
+from edge_agent.dataset import DatasetError
 from edge_agent.imaging.overlay import read_rgb
 from edge_agent.inference import Predictor
 from edge_agent.model_package import load
@@ -82,7 +84,7 @@ def test_threshold_is_set_without_the_test_images(
     classification_model: TrainResult, synthetic: SyntheticData, tmp_path: Path
 ) -> None:
     """Same training data, another test set: the calibration must not move."""
-    other_test = synthetic.cls_train  # any other labelled set will do
+    other_test = synthetic.seg_test  # any other labelled set of that size will do
     again = train(
         small_config(synthetic.cls_train, tmp_path / "again", test_dataset=other_test, evaluate=False)
     )
@@ -170,3 +172,22 @@ def test_cli_reports_user_errors(
     )
     assert code == 1
     assert "masks" in capsys.readouterr().err
+
+
+def test_images_in_both_training_and_test_datasets_are_refused(
+    synthetic: SyntheticData, tmp_path: Path
+) -> None:
+    with pytest.raises(TrainingError, match="in both the training and the test dataset"):
+        train(small_config(synthetic.cls_train, tmp_path / "m", test_dataset=synthetic.cls_train))
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_truncated_image_fails_training_with_its_name(synthetic: SyntheticData, tmp_path: Path) -> None:
+    """The header read at import looks fine; the decode during training must name the file, not crash."""
+    copy = tmp_path / "cls"
+    shutil.copytree(synthetic.cls_train.parent, copy)
+    broken = sorted((copy / "images").glob("train-normal-*.png"))[3]
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=rf"{broken.name} cannot be decoded"):
+        train(small_config(copy / synthetic.cls_train.name, tmp_path / "m", evaluate=False))
+    assert not (tmp_path / "m").exists()
