@@ -198,15 +198,19 @@ def test_broken_packages_never_break_listing_the_others(tmp_path, blob):
     os.mkfifo(models / "fifo" / "manifest.json")  # would block a plain open() forever
     (models / "binary").mkdir()
     (models / "binary" / "manifest.json").write_bytes(b"\xff\xfe{\x00")
+    (models / "zero").mkdir()
+    (models / "zero" / "manifest.json").symlink_to("/dev/zero")  # endless bytes
     (models / "huge").mkdir()
-    (models / "huge" / "manifest.json").symlink_to("/dev/zero")
+    with (models / "huge" / "manifest.json").open("wb") as handle:
+        handle.truncate(64 << 20)  # a 64 MiB (sparse) regular file
     registry = ModelRegistry(RegistryConfig(), models_dir=models)
     listed = {m.name: m for m in registry.list()}
-    assert sorted(listed) == ["binary", "fifo", "good", "huge"]
+    assert sorted(listed) == ["binary", "fifo", "good", "huge", "zero"]
     assert listed["good"].arn.startswith("arn:aws:lookoutvision")
     assert "not a regular file" in listed["fifo"].status_message
     assert "not UTF-8" in listed["binary"].status_message
-    assert "not a regular file" in listed["huge"].status_message
+    assert "not a regular file" in listed["zero"].status_message
+    assert "a manifest is at most 1048576" in listed["huge"].status_message
     registry.start("fifo")
     wait_status(registry, "fifo", FAILED)
     registry.start("good")

@@ -95,3 +95,26 @@ def test_missing_bucket_is_a_clear_error(s3, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"cannot upload to s3://no-such-bucket/prefix/a/f\.txt"):
         output.put_file("a/f.txt", source)
     assert output.exists("a/f.txt") is False
+
+
+class FailingRecipeS3Output(S3Output):
+    """The real S3 output, losing its connection before the YAML recipe."""
+
+    def put_text(self, relative: str, text: str) -> str:
+        if relative.endswith(".yaml"):
+            raise OutputError(f"cannot upload {relative}: connection reset")
+        return super().put_text(relative, text)
+
+
+def test_a_failed_s3_upload_deletes_what_it_wrote(s3, blob_model: Path, tmp_path: Path) -> None:
+    config = GreengrassConfiguration(
+        component_name="com.example.S3Half",
+        target_platform={"Os": "LINUX", "Arch": "X86_64"},
+        s3_output={"Bucket": BUCKET, "Prefix": "half"},
+    )
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    output = FailingRecipeS3Output(f"s3://{BUCKET}/half")
+    record = start_job(PackagingRequest(blob_model, config), store, output=output)
+    assert record.status == "FAILED" and "connection reset" in (record.status_message or "")
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="half/").get("KeyCount") == 0
+    assert start_job(PackagingRequest(blob_model, config), store).status == "SUCCEEDED"
