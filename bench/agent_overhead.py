@@ -5,7 +5,9 @@ For each image size, one run of this script:
 2. measures the raw `session.run` of that graph in this process (the baseline);
 3. starts the real agent on a Unix socket, and measures DetectAnomalies through shared memory
    (one segment created once and reused) and inline bytes;
-4. alternates rounds of 2 and 3 to cancel drift, and reports p50/p99 and ratios to the raw p50.
+4. starts `grpc_floor_server.py` (the same session.run behind an empty gRPC call, nothing else) and
+   measures it: the floor that any Python gRPC server adds, so agent minus floor is the agent's cost;
+5. alternates rounds of 2, 3 and 4 to cancel drift, and reports p50/p99 and ratios to the raw p50.
 
 Run: .venv/bin/python bench/agent_overhead.py [--rounds 3] [--calls 30] [--sizes 640x480,1024x1024,4096x4096]
 """
@@ -22,13 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grpc_floor_server import bench_image
 
 from edge_agent.client import EdgeAgentClient, SharedMemoryBuffer
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.protocol import edge_agent_pb2 as pb
 from edge_agent.runtime import RuntimeOptions, open_runtime
 from edge_agent.testing.onnx_models import heavy_package
+
+PATHS = ("raw", "shm", "inline", "floor_loop", "floor_thread")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -48,7 +56,7 @@ def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, w
     package = heavy_package(
         workdir / f"heavy-{width}x{height}", width, height, side=224, layers=8, channels=32
     )
-    image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    image = bench_image(width, height)
     runtime = open_runtime("cpu", package.graph_path, RuntimeOptions(intra_op_threads=threads))
     session = runtime._session  # the raw ONNX Runtime session: baseline without any agent code
     socket = workdir / f"agent-{width}.sock"
@@ -74,10 +82,22 @@ def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, w
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    raw: list[float] = []
-    shm_times: list[float] = []
-    inline_times: list[float] = []
+    floor_socket = workdir / f"floor-{width}.sock"
+    floor = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "grpc_floor_server.py"),
+            str(floor_socket),
+            str(package.directory),
+            str(threads),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    samples: dict[str, list[float]] = {name: [] for name in PATHS}
     try:
+        floor_channel = grpc.insecure_channel(f"unix://{floor_socket}")
+        grpc.channel_ready_future(floor_channel).result(timeout=60)
         client = EdgeAgentClient(f"unix://{socket}", timeout_s=120)
         client.wait_ready(30)
         client.start_model("heavy", wait=True)
@@ -92,28 +112,33 @@ def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, w
                 model_component="heavy",
                 bitmap=pb.Bitmap(width=width, height=height, byte_data=image.tobytes()),
             )
+            floor_loop = floor_channel.unary_unary("/Floor/Loop")
+            floor_thread = floor_channel.unary_unary("/Floor/Thread")
             calls_by_path = {
                 "raw": lambda: session.run(None, {INPUT_IMAGE: image}),
                 "shm": lambda: client.stub.DetectAnomalies(via_shm, timeout=120),
                 "inline": lambda: client.stub.DetectAnomalies(inline, timeout=120),
+                "floor_loop": lambda: floor_loop(b"", timeout=120),
+                "floor_thread": lambda: floor_thread(b"", timeout=120),
             }
             for fn in calls_by_path.values():
                 time_calls(fn, 3)  # warm-up
             for _ in range(rounds):
-                raw += time_calls(calls_by_path["raw"], calls)
-                shm_times += time_calls(calls_by_path["shm"], calls)
-                inline_times += time_calls(calls_by_path["inline"], max(5, calls // 2))
+                for name, fn in calls_by_path.items():
+                    samples[name] += time_calls(fn, max(5, calls // 2) if name == "inline" else calls)
         client.close()
+        floor_channel.close()
     finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(30)
+        for process in (agent, floor):
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
         log.close()
         runtime.close()
-    raw_p50 = percentile(raw, 50)
+    raw_p50 = percentile(samples["raw"], 50)
     row = {"size": f"{width}x{height}", "raw_p50_ms": raw_p50}
-    for name, samples in (("shm", shm_times), ("inline", inline_times)):
-        row[f"{name}_p50_ms"] = percentile(samples, 50)
-        row[f"{name}_p99_ms"] = percentile(samples, 99)
+    for name in PATHS[1:]:
+        row[f"{name}_p50_ms"] = percentile(samples[name], 50)
+        row[f"{name}_p99_ms"] = percentile(samples[name], 99)
         row[f"{name}_p50_ratio"] = row[f"{name}_p50_ms"] / raw_p50
         row[f"{name}_p99_ratio"] = row[f"{name}_p99_ms"] / raw_p50
     return row
@@ -149,6 +174,18 @@ def main() -> None:
             f"| {r['size']} | {r['raw_p50_ms']:.1f} | {r['shm_p50_ms']:.1f} | {r['shm_p99_ms']:.1f} "
             f"| {r['shm_p50_ratio']:.3f} | {r['shm_p99_ratio']:.3f} | {r['inline_p50_ms']:.1f} "
             f"| {r['inline_p99_ms']:.1f} | {r['inline_p50_ratio']:.3f} |"
+        )
+    print("\nThe floor (grpc_floor_server.py: the same session.run behind an empty gRPC call):\n")
+    print(
+        "| image | floor, loop p50 / raw | floor, thread p50 / raw | shm p50 / raw "
+        "| floor, thread - raw ms | shm - floor, thread ms |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['size']} | {r['floor_loop_p50_ratio']:.3f} | {r['floor_thread_p50_ratio']:.3f} "
+            f"| {r['shm_p50_ratio']:.3f} | {r['floor_thread_p50_ms'] - r['raw_p50_ms']:+.2f} "
+            f"| {r['shm_p50_ms'] - r['floor_thread_p50_ms']:+.2f} |"
         )
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.errors import InvalidInputError
+from edge_agent.errors import InvalidInputError, ModelFailedError
 from edge_agent.inference import Predictor, confidence_of
 from edge_agent.model_package import OUTPUT_SCORE
 from edge_agent.testing.onnx_models import bright_blob_package
@@ -36,6 +36,18 @@ def test_decision_uses_the_float32_values_the_client_receives(predictor):
     assert not result.is_anomalous
     result = predictor.interpret({OUTPUT_SCORE: np.array([0.5], np.float32)})
     assert result.is_anomalous and result.confidence == 0.5
+
+
+def test_scores_outside_zero_one_are_clipped_and_other_dtypes_rounded_to_float32(predictor):
+    assert predictor.interpret({OUTPUT_SCORE: np.array([1.7], np.float32)}).anomaly_score == 1.0
+    assert predictor.interpret({OUTPUT_SCORE: np.array([[-0.2]], np.float32)}).anomaly_score == 0.0
+    result = predictor.interpret({OUTPUT_SCORE: np.array([0.1], np.float64)})
+    assert result.anomaly_score == float(np.float32(0.1)) != 0.1
+
+
+def test_a_nan_score_is_a_model_failure_not_a_verdict(predictor):
+    with pytest.raises(ModelFailedError, match="NaN anomaly score"):
+        predictor.interpret({OUTPUT_SCORE: np.array([np.nan], np.float32)})
 
 
 def test_predict_refuses_images_of_another_size(predictor):

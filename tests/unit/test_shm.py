@@ -52,7 +52,8 @@ def test_large_frames_are_read_in_parallel_parts_byte_for_byte():
         (2 * PARALLEL_READ_PART - 1, 4, 1),
         (2 * PARALLEL_READ_PART, 4, 2),
         (50_331_648, 2, 2),
-        (50_331_648, 16, 6),
+        (50_331_648, 16, 16),
+        (921_600, 2, 2),
     ],
 )
 def test_read_parts_tile_the_frame(size, threads, count):
