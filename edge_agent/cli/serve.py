@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message (inline images)")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between models-dir scans")
     parser.add_argument("--engine-cache", type=Path, help="where GPU backends cache compiled engines")
+    parser.add_argument(
+        "--copy-frames",
+        action="store_true",
+        help="copy shared-memory frames instead of reading them in place (the default where the "
+        "SIGBUS guard is built)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
@@ -87,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         detect_threads=args.detect_threads,
         max_message_mb=args.max_message_mb,
         poll_interval_s=args.poll_interval,
+        frames_in_place=False if args.copy_frames else None,
     )
 
 

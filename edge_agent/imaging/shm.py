@@ -4,9 +4,11 @@ Safety rules, each a named step below:
 - Names: `name` or `/name`, one path component under /dev/shm; opened with O_NOFOLLOW and required
   to be a regular file, so a client cannot point the agent at other files through a symlink.
 - Size: taken from fstat on every call; `offset + size` must fit, or the call fails INVALID_ARGUMENT.
-- Access cannot fault: we never mmap a client's segment (a segment truncated by its owner turns a
-  mapped read into SIGBUS, which kills Python); we `preadv` into a preallocated buffer and treat a
-  short read (the owner shrank it meanwhile) as bad input.
+- Access cannot kill the agent. Frames are read in place through read-only mappings only when the
+  SIGBUS guard (`inplace`, compiled) is loaded: a read past the end of a segment its owner truncated
+  lands on zero pages and flags the mapping, and the call fails INVALID_ARGUMENT. Without the guard,
+  we `preadv` into a preallocated buffer and treat a short read the same way. Masks and segments the
+  guard cannot take are never mapped.
 - We never unlink, resize or write into a client's input segment. Masks are written with `pwrite`,
   only inside the range the client gave and the segment's current size. (If the owner shrinks the
   mask segment between our size check and the write, the write regrows it to offset + size: that
@@ -24,10 +26,15 @@ import os
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge_agent.errors import InvalidInputError, shown
+from edge_agent.imaging import inplace
 
 SHM_ROOT = "/dev/shm"
 NAME_MAX = 255
@@ -77,17 +84,56 @@ class _Segment:
         self.inode = inode
         self.users = 0
         self.evicted = False
+        self.mapping: inplace.GuardedMapping | None = None
 
 
 class SegmentCache:
-    """Open descriptors of client segments, reused across calls, safe against reuse races."""
+    """Open descriptors (and guarded mappings) of client segments, reused across calls, safe against
+    reuse races."""
 
-    def __init__(self, max_open: int = 64, read_threads: int | None = None) -> None:
+    def __init__(
+        self, max_open: int = 64, read_threads: int | None = None, in_place: bool | None = None
+    ) -> None:
+        """`in_place`: read frames through guarded mappings; None = whenever the guard is built."""
+        if in_place and not inplace.available():
+            raise RuntimeError("frames cannot be read in place: edge_agent.imaging._mapguard is not built")
+        self.in_place = inplace.available() if in_place is None else in_place
         self._max_open = max_open
         self._lock = threading.Lock()
         self._open: OrderedDict[tuple[str, bool], _Segment] = OrderedDict()
         self._read_threads = max(1, read_threads or os.cpu_count() or 1)
         self._read_pool: ThreadPoolExecutor | None = None
+
+    @contextmanager
+    def frame(self, ref: SegmentRef, spare: np.ndarray, field: str) -> Iterator[np.ndarray]:
+        """The frame's `ref.size` bytes as a read-only uint8 array, valid inside the block only.
+
+        In place in the client's segment when the guard is loaded, else copied into `spare` (a
+        uint8 buffer of `ref.size`). A segment truncated while the block runs fails the call when
+        the block ends.
+        """
+        if not self.in_place:
+            self.read_into(ref, memoryview(spare), field)
+            yield spare
+            return
+        inplace.ensure_guard()
+        with self._use(ref, writable=False, field=field) as segment:
+            _require_fits(segment.fd, ref, ref.size, field)
+            mapping = self._mapping_for(segment, ref)
+            if mapping is None:  # the guard's table is full or mmap failed: copy this frame
+                self._read_fd(segment.fd, ref, memoryview(spare), field)
+                yield spare
+                return
+            try:
+                yield mapping.view(ref.offset, ref.size)
+            finally:
+                shrank = mapping.faulted
+                self._leave_mapping(segment, mapping)
+            if shrank:
+                raise InvalidInputError(
+                    f"{field}: shared memory segment {ref.name!r} shrank while the agent read it: "
+                    "do not resize a segment during a call"
+                )
 
     def read_into(self, ref: SegmentRef, out: memoryview, field: str) -> None:
         """Copy `ref.size` bytes at `ref.offset` of the segment into `out` (exactly that long).
@@ -96,13 +142,16 @@ class SegmentCache:
         thread's copy from /dev/shm runs at about 5 GB/s here, and two threads take 20% less time
         at 640x480 and half the time at 4096x4096 (48 MiB: 10 ms on one thread, 5 ms on two).
         """
-        with self._use(ref, writable=False, field=field) as fd:
-            _require_fits(fd, ref, ref.size, field)
-            (first_start, first_end), *rest = _parts(ref.size, self._read_threads)
-            jobs = [self._reader().submit(os.preadv, fd, [out[a:b]], ref.offset + a) for a, b in rest]
-            # The calling thread reads the first part itself: one thread hand-off fewer.
-            done = os.preadv(fd, [out[first_start:first_end]], ref.offset + first_start)
-            done += sum(job.result() for job in jobs)  # a short part makes the sum short
+        with self._use(ref, writable=False, field=field) as segment:
+            _require_fits(segment.fd, ref, ref.size, field)
+            self._read_fd(segment.fd, ref, out, field)
+
+    def _read_fd(self, fd: int, ref: SegmentRef, out: memoryview, field: str) -> None:
+        (first_start, first_end), *rest = _parts(ref.size, self._read_threads)
+        jobs = [self._reader().submit(os.preadv, fd, [out[a:b]], ref.offset + a) for a, b in rest]
+        # The calling thread reads the first part itself: one thread hand-off fewer.
+        done = os.preadv(fd, [out[first_start:first_end]], ref.offset + first_start)
+        done += sum(job.result() for job in jobs)  # a short part makes the sum short
         if done != ref.size:
             raise InvalidInputError(
                 f"{field}: shared memory segment {ref.name!r} shrank while the agent read it "
@@ -115,9 +164,9 @@ class SegmentCache:
             raise InvalidInputError(
                 f"{field}.size is {ref.size} bytes; the mask needs {len(data)} (width*height*3)"
             )
-        with self._use(ref, writable=True, field=field) as fd:
-            _require_fits(fd, ref, len(data), field)
-            done = os.pwrite(fd, data, ref.offset)
+        with self._use(ref, writable=True, field=field) as segment:
+            _require_fits(segment.fd, ref, len(data), field)
+            done = os.pwrite(segment.fd, data, ref.offset)
         if done != len(data):
             raise InvalidInputError(f"{field}: wrote only {done} of {len(data)} mask bytes to {ref.name!r}")
 
@@ -159,6 +208,39 @@ class SegmentCache:
             self._release_if_unused(segment)
 
     # internals -------------------------------------------------------------------------------
+    def _mapping_for(self, segment: _Segment, ref: SegmentRef) -> inplace.GuardedMapping | None:
+        """The segment's current mapping if it covers the frame, else a new one (the old one retires)."""
+        start, end = inplace.page_start(ref.offset), ref.offset + ref.size
+        with self._lock:
+            current = segment.mapping
+            if current is not None and not current.faulted and current.covers(start, end):
+                current.users += 1
+                return current
+        try:
+            fresh = inplace.GuardedMapping(segment.fd, start, end - start)
+        except (OSError, ValueError):
+            return None
+        with self._lock:
+            old, segment.mapping = segment.mapping, fresh
+            fresh.users = 1
+            if old is not None:
+                old.retired = True
+            unused = old if old is not None and old.users == 0 else None
+        if unused is not None:
+            unused.close()
+        return fresh
+
+    def _leave_mapping(self, segment: _Segment, mapping: inplace.GuardedMapping) -> None:
+        with self._lock:
+            mapping.users -= 1
+            if mapping.faulted:  # partly zero pages now: never serve another frame from it
+                mapping.retired = True
+                if segment.mapping is mapping:
+                    segment.mapping = None
+            done = mapping.retired and mapping.users == 0
+        if done:
+            mapping.close()
+
     def _reader(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._read_pool is None:
@@ -213,18 +295,21 @@ class SegmentCache:
             if not (segment.evicted and segment.users == 0 and segment.fd >= 0):
                 return
             fd, segment.fd = segment.fd, -1
+            mapping, segment.mapping = segment.mapping, None
+        if mapping is not None:  # no users: every call through it has left
+            mapping.close()
         os.close(fd)
 
 
 class _Using:
-    """Context manager yielding a segment's fd while holding a reference to it."""
+    """Context manager yielding a cached segment while holding a reference to it."""
 
     def __init__(self, cache: SegmentCache, segment: _Segment) -> None:
         self._cache = cache
         self._segment = segment
 
-    def __enter__(self) -> int:
-        return self._segment.fd
+    def __enter__(self) -> _Segment:
+        return self._segment
 
     def __exit__(self, *exc: object) -> None:
         self._cache._release(self._segment)

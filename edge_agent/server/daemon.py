@@ -51,6 +51,7 @@ class ServeConfig:
     max_message_mb: int = 64  # a 4096x4096 RGB image inline is 48 MiB
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
+    frames_in_place: bool | None = None  # None: read shared-memory frames in place where the guard is built
 
 
 def socket_path(address: str) -> Path:
@@ -104,7 +105,7 @@ class Daemon:
         self.config = config
         self.path = socket_path(config.socket)
         self.registry = ModelRegistry(config.registry, config.models, config.models_dir)
-        self.segments = SegmentCache()
+        self.segments = SegmentCache(in_place=config.frames_in_place)
         self._poller_stop = threading.Event()
         self._stop_requested = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -150,11 +151,12 @@ class Daemon:
         self._server = server
         threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         log.info(
-            "event=ready socket=%s mode=%o group=%s models=%d",
+            "event=ready socket=%s mode=%o group=%s models=%d frames=%s",
             self.path,
             config.socket_mode,
             config.socket_group or "-",
             len(self.registry.list()),
+            "in_place" if self.segments.in_place else "copied",
         )
 
     def _housekeeping(self) -> None:

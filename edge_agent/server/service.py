@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import grpc
@@ -76,8 +77,11 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
 
     def _detect(self, request: pb.DetectAnomaliesRequest) -> pb.DetectAnomaliesResponse:
         call = wire.decode_detect(request)
-        with self.registry.inference(call.model_component, call.width, call.height) as slot:
-            detection = slot.predictor.predict(self._pixels(call, slot))
+        with (
+            self.registry.inference(call.model_component, call.width, call.height) as slot,
+            self._pixels(call, slot) as image,
+        ):
+            detection = slot.predictor.predict(image)
         handle_out = self._write_mask(call, request, detection)
         log.debug(
             "event=detected model=%s anomalous=%s score=%.4f",
@@ -87,11 +91,14 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         )
         return wire.encode_detection(call, detection, handle_out)
 
-    def _pixels(self, call: wire.DetectCall, slot: Slot) -> np.ndarray:
+    @contextmanager
+    def _pixels(self, call: wire.DetectCall, slot: Slot) -> Iterator[np.ndarray]:
+        """The frame as uint8 [H, W, 3], valid inside the block (a shared-memory frame may be read in place)."""
         if isinstance(call.pixels, wire.InlinePixels):
-            return wire.inline_array(call, call.pixels)
-        self.segments.read_into(call.pixels, memoryview(slot.buffer), "bitmap.shared_memory_handle")
-        return slot.buffer.reshape(call.height, call.width, 3)
+            yield wire.inline_array(call, call.pixels)
+            return
+        with self.segments.frame(call.pixels, slot.buffer, "bitmap.shared_memory_handle") as data:
+            yield data.reshape(call.height, call.width, 3)
 
     def _write_mask(
         self, call: wire.DetectCall, request: pb.DetectAnomaliesRequest, detection: Detection

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge_agent.client import SharedMemoryBuffer
+from edge_agent.imaging import inplace
 from edge_agent.protocol import edge_agent_pb2 as pb
 from tests.conftest import REPO
 from tests.daemon.helpers import HEIGHT, WIDTH, anomalous_image, code_of, detect_request, normal_image
@@ -99,7 +100,7 @@ def test_segment_shrunk_before_the_call_is_invalid_argument(agent):
     assert agent.client.detect("shm-cls", anomalous_image()).is_anomalous
 
 
-def test_segment_truncated_during_calls_never_crashes_the_agent(agent):
+def truncate_during_calls(agent) -> None:
     """Another process shrinks and regrows the segment as fast as it can while we detect."""
     with SharedMemoryBuffer.create(SIZE) as shm:
         shm.write(anomalous_image())
@@ -124,6 +125,20 @@ def test_segment_truncated_during_calls_never_crashes_the_agent(agent):
         assert agent.proc.poll() is None, agent.log()
         assert sum(codes.values()) > 20 and codes["INVALID_ARGUMENT"] > 0, codes
     assert agent.client.detect("shm-cls", anomalous_image()).is_anomalous
+
+
+def test_segment_truncated_during_calls_never_crashes_the_agent(agent):
+    """Frames read in place: reads past the cut hit the SIGBUS guard's zero pages, never a crash."""
+    assert "frames=in_place" in agent.log() or not inplace.available()
+    truncate_during_calls(agent)
+
+
+def test_segment_truncated_during_calls_with_copied_frames(start_agent, packages):
+    agent = start_agent("--copy-frames")
+    assert "frames=copied" in agent.log()
+    agent.add_model("shm-cls", packages.classification)
+    agent.client.start_model("shm-cls", wait=True)
+    truncate_during_calls(agent)
 
 
 def test_many_distinct_segment_names_keep_open_descriptors_bounded(agent):
@@ -156,11 +171,16 @@ def test_agent_lets_go_of_segments_their_owner_unlinked(agent):
         )
         return [link for link in links if link.startswith("/dev/shm/") and link.endswith("(deleted)")]
 
+    def mapped(name: str) -> bool:
+        with open(f"/proc/{agent.proc.pid}/maps") as maps:
+            return any(f"/dev/shm/{name}" in line for line in maps)
+
     shm = SharedMemoryBuffer.create(SIZE)
     shm.write(normal_image())
     assert detect_at(agent, shm.name, 0).is_anomalous is False
+    assert mapped(shm.name.lstrip("/")) == inplace.available()  # the frame was read in place
     shm.close()  # unlinks it
     deadline = time.monotonic() + 10
-    while deleted_segments():
-        assert time.monotonic() < deadline, f"the agent still holds {deleted_segments()}"
+    while deleted_segments() or mapped(shm.name.lstrip("/")):
+        assert time.monotonic() < deadline, f"the agent still holds {deleted_segments()} or a mapping"
         time.sleep(0.1)

@@ -1,0 +1,189 @@
+/* SIGBUS guard for mappings of client shared-memory segments.
+ *
+ * Why: the agent lets ONNX Runtime read a client's frame in place (no copy), from a read-only
+ * MAP_SHARED mapping of the client's segment. If the client truncates the segment meanwhile, the
+ * next read of a page past the new end raises SIGBUS in whatever thread touches it, and the default
+ * action kills the agent. Python cannot catch it. This handler, for faults inside a registered
+ * range, maps anonymous zero pages over the rest of that range, records the fault and returns: the
+ * read resumes on zeros, and the agent rejects the call when it sees the flag. Faults anywhere else
+ * get the previous disposition, as if this module were not loaded. (The technique of libwayland's
+ * wl_shm buffer access.)
+ *
+ * The handler only reads the range table and calls mmap and sigaction, which are system calls;
+ * map() and unmap() run under the GIL and publish a range only after its fields are set. The
+ * mappings are made here rather than with Python's mmap module, which would dup every descriptor.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_RANGES 256
+
+typedef struct {
+    _Atomic uintptr_t start; /* 0: free */
+    _Atomic uintptr_t end;
+    _Atomic int faulted;
+} range_t;
+
+static range_t ranges[MAX_RANGES];
+static struct sigaction previous;
+static uintptr_t page_mask = 0;
+
+static void fall_back(int sig, siginfo_t *info, void *context) {
+    (void)info;
+    (void)context;
+    /* Not ours: restore what was there; a fault repeats under it, a sent signal is raised again. */
+    sigaction(sig, &previous, NULL);
+    if (info == NULL || info->si_code <= 0) {
+        raise(sig);
+    }
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *context) {
+    if (info != NULL && info->si_code > 0) {
+        uintptr_t address = (uintptr_t)info->si_addr;
+        for (int i = 0; i < MAX_RANGES; i++) {
+            uintptr_t start = atomic_load(&ranges[i].start);
+            uintptr_t end = atomic_load(&ranges[i].end);
+            if (start != 0 && address >= start && address < end) {
+                uintptr_t page = address & page_mask;
+                void *done = mmap((void *)page, end - page, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
+                                  -1, 0);
+                if (done != MAP_FAILED) {
+                    atomic_store(&ranges[i].faulted, 1);
+                    return;
+                }
+                break;
+            }
+        }
+    }
+    fall_back(sig, info, context);
+}
+
+static PyObject *install(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    /* Checked on every call, not remembered: faulthandler.enable() or a library may have replaced
+       the handler since; then ours goes back in front and theirs becomes the fallback. */
+    struct sigaction current;
+    if (sigaction(SIGBUS, NULL, &current) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == on_sigbus) {
+        Py_RETURN_NONE;
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGBUS, &action, &previous) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    uintptr_t start;
+    size_t length;
+} mapping_t;
+
+static mapping_t mappings[MAX_RANGES]; /* what map() mapped, for unmap(); GIL-protected */
+
+static PyObject *map_range(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd;
+    unsigned long long offset, length;
+    if (!PyArg_ParseTuple(args, "iKK", &fd, &offset, &length)) {
+        return NULL;
+    }
+    if (length == 0 || (offset & ~page_mask) != 0) {
+        PyErr_SetString(PyExc_ValueError, "offset must be page-aligned and length non-zero");
+        return NULL;
+    }
+    int slot = -1;
+    for (int i = 0; i < MAX_RANGES; i++) {
+        if (mappings[i].start == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        PyErr_SetString(PyExc_OSError, "the SIGBUS guard's table of mappings is full");
+        return NULL;
+    }
+    void *address = mmap(NULL, (size_t)length, PROT_READ, MAP_SHARED, fd, (off_t)offset);
+    if (address == MAP_FAILED) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    mappings[slot].start = (uintptr_t)address;
+    mappings[slot].length = (size_t)length;
+    atomic_store(&ranges[slot].faulted, 0);
+    atomic_store(&ranges[slot].end, (uintptr_t)address + (uintptr_t)length);
+    atomic_store(&ranges[slot].start, (uintptr_t)address); /* published last */
+    PyObject *view = PyMemoryView_FromMemory((char *)address, (Py_ssize_t)length, PyBUF_READ);
+    if (view == NULL) {
+        atomic_store(&ranges[slot].start, 0);
+        munmap(address, (size_t)length);
+        mappings[slot].start = 0;
+        return NULL;
+    }
+    return Py_BuildValue("(iN)", slot, view);
+}
+
+static int slot_of(PyObject *args) {
+    int slot;
+    if (!PyArg_ParseTuple(args, "i", &slot)) {
+        return -1;
+    }
+    if (slot < 0 || slot >= MAX_RANGES || mappings[slot].start == 0) {
+        PyErr_SetString(PyExc_ValueError, "no such mapping");
+        return -1;
+    }
+    return slot;
+}
+
+static PyObject *unmap_range(PyObject *self, PyObject *args) {
+    (void)self;
+    int slot = slot_of(args);
+    if (slot < 0) {
+        return NULL;
+    }
+    /* Unguard, then unmap: the caller guarantees nothing reads the range any more. */
+    atomic_store(&ranges[slot].start, 0);
+    atomic_store(&ranges[slot].end, 0);
+    munmap((void *)mappings[slot].start, mappings[slot].length);
+    mappings[slot].start = 0;
+    mappings[slot].length = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *faulted(PyObject *self, PyObject *args) {
+    (void)self;
+    int slot = slot_of(args);
+    if (slot < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(atomic_load(&ranges[slot].faulted));
+}
+
+static PyMethodDef methods[] = {
+    {"install", install, METH_NOARGS, "Put the SIGBUS handler in place unless it is (cheap: one sigaction query)."},
+    {"map", map_range, METH_VARARGS, "map(fd, offset, length) -> (slot, read-only memoryview): a guarded mapping."},
+    {"unmap", unmap_range, METH_VARARGS, "unmap(slot): unguard and unmap; no view of it may be read after."},
+    {"faulted", faulted, METH_VARARGS, "faulted(slot) -> whether a read past the segment's end was absorbed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mapguard", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__mapguard(void) {
+    page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+    return PyModule_Create(&module);
+}

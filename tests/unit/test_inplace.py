@@ -1,0 +1,145 @@
+"""Frames read in place through guarded mappings: the SIGBUS guard, for real, in child processes.
+
+Each scenario runs in its own interpreter: if the guard failed, that process would die of SIGBUS,
+and the test reports it instead of the test runner dying.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edge_agent.client import SharedMemoryBuffer
+from edge_agent.imaging import inplace
+from edge_agent.imaging.shm import SegmentCache, SegmentRef
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(not inplace.available(), reason="edge_agent.imaging._mapguard is not built")
+
+PRELUDE = """
+import faulthandler, os, numpy as np
+from edge_agent.client import SharedMemoryBuffer
+from edge_agent.errors import InvalidInputError
+from edge_agent.imaging.shm import SegmentCache, SegmentRef
+SIZE = 1 << 20
+shm = SharedMemoryBuffer.create(SIZE)
+shm.write(np.full(SIZE, 7, np.uint8))
+path = "/dev/shm/" + shm.name.lstrip("/")
+ref = SegmentRef(shm.name.lstrip("/"), SIZE, 0)
+cache = SegmentCache(in_place=True)
+spare = np.empty(SIZE, np.uint8)
+"""
+
+
+def run_child(body: str) -> subprocess.CompletedProcess[str]:
+    code = PRELUDE + textwrap.dedent(body) + "\nshm.close()\n"
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_a_segment_truncated_while_mapped_fails_the_call_and_the_process_lives():
+    result = run_child(
+        """
+        try:
+            with cache.frame(ref, spare, "f") as frame:
+                assert frame is not spare and not frame.flags.writeable
+                assert int(frame[-1]) == 7
+                os.truncate(path, SIZE // 2)  # the owner cuts the segment while the model reads it
+                total = int(frame.sum(dtype=np.int64))  # pages past the cut read as zeros
+            print("no error")
+        except InvalidInputError as exc:
+            print("error", total, "shrank while the agent read it" in str(exc))
+        os.truncate(path, SIZE)  # the owner regrows and refills it: the next frame is right again
+        shm.write(np.full(SIZE, 9, np.uint8))
+        with cache.frame(ref, spare, "f") as frame:
+            print("again", int(frame.min()), int(frame.max()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [f"error {7 * (1 << 19)} True", "again 9 9"]
+
+
+def test_the_guard_is_put_back_after_faulthandler_replaced_it():
+    result = run_child(
+        """
+        with cache.frame(ref, spare, "f"):
+            pass
+        faulthandler.enable()  # installs its own SIGBUS handler over ours
+        try:
+            with cache.frame(ref, spare, "f") as frame:
+                os.truncate(path, 4096)
+                frame.sum()
+        except InvalidInputError:
+            print("survived")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "survived"
+
+
+def test_faults_outside_guarded_mappings_still_kill_the_process():
+    """The guard absorbs only reads of its own mappings; any other SIGBUS keeps its meaning."""
+    result = run_child(
+        """
+        import mmap
+        with cache.frame(ref, spare, "f"):
+            pass  # the guard is installed
+        other = SharedMemoryBuffer.create(SIZE)
+        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
+        mapped = mmap.mmap(fd, SIZE)
+        os.ftruncate(fd, 0)
+        print("read", mapped[SIZE - 1])
+        """
+    )
+    assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr)
+    assert "read" not in result.stdout
+
+
+def test_in_place_frames_follow_the_clients_writes_and_offsets():
+    cache = SegmentCache(in_place=True)
+    size = 3 * 4096 + 5
+    spare = np.empty(size, np.uint8)
+    try:
+        with SharedMemoryBuffer.create(2 * size + 100) as shm:
+            ref = SegmentRef(shm.name.lstrip("/"), size, 100 + size)  # not page-aligned
+            for value in (3, 4):
+                data = np.random.default_rng(value).integers(0, 255, 2 * size + 100, dtype=np.uint8)
+                shm.write(data)
+                with cache.frame(ref, spare, "f") as frame:
+                    assert frame is not spare
+                    assert np.array_equal(frame, data[100 + size : 100 + 2 * size])
+    finally:
+        cache.close()
+
+
+def test_mappings_go_when_the_cache_lets_go_of_the_segment():
+    def mapped(name: str) -> bool:
+        with open("/proc/self/maps") as maps:
+            return any(line.rstrip().endswith(f"/dev/shm/{name}") for line in maps)
+
+    cache = SegmentCache(in_place=True)
+    shm = SharedMemoryBuffer.create(8192)
+    name = shm.name.lstrip("/")
+    with cache.frame(SegmentRef(name, 8192, 0), np.empty(8192, np.uint8), "f"):
+        assert mapped(name)
+    assert mapped(name)  # kept for the next frame, as the descriptor is
+    shm.close()  # the owner unlinks it
+    assert cache.drop_unlinked() == 1
+    assert not mapped(name)
+    cache.close()
+
+
+def test_copy_mode_reads_into_the_spare_buffer():
+    cache = SegmentCache(in_place=False)
+    try:
+        with SharedMemoryBuffer.create(4096) as shm:
+            shm.write(np.full(4096, 5, np.uint8))
+            spare = np.empty(4096, np.uint8)
+            with cache.frame(SegmentRef(shm.name.lstrip("/"), 4096, 0), spare, "f") as frame:
+                assert frame is spare and int(frame.max()) == 5
+    finally:
+        cache.close()
