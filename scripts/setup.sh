@@ -10,4 +10,6 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[train,s3,dev]"
+# The SIGBUS guard lets the agent read shared-memory frames in place; without a compiler it copies them.
+.venv/bin/edge-agent build-guard || echo "setup: SIGBUS guard not built; the agent will copy frames"
 echo "setup: .venv ready ($(.venv/bin/python --version))"

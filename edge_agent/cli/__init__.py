@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("edge_agent.cli.dataset", "import, validate and convert datasets"),
     "package": ("edge_agent.cli.package", "model packaging jobs: Greengrass V2 model components"),
     "component": ("edge_agent.cli.component", "run Greengrass component lifecycles locally"),
+    "build-guard": (
+        "edge_agent.cli.build_guard",
+        "compile the SIGBUS guard for in-place shared-memory frames",
+    ),
 }
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_DAEMON_FAILED = 0, 1, 2, 3

@@ -16,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,31 +33,53 @@ typedef struct {
 } range_t;
 
 static range_t ranges[MAX_RANGES];
+/* The disposition before the first install: what a SIGBUS that is not ours gets. Kept when the
+   guard is put back after something replaced it, so two handlers never hand a signal back and
+   forth (faulthandler saves the handler it replaces, too). */
 static struct sigaction previous;
+static int saved_previous = 0;
 static uintptr_t page_mask = 0;
 
 static void fall_back(int sig, siginfo_t *info, void *context) {
-    (void)info;
-    (void)context;
-    /* Not ours: restore what was there; a fault repeats under it, a sent signal is raised again. */
-    sigaction(sig, &previous, NULL);
-    if (info == NULL || info->si_code <= 0) {
-        raise(sig);
+    int sent = info == NULL || info->si_code <= 0; /* kill(), not a fault */
+    if (previous.sa_handler == SIG_IGN && sent) {
+        return; /* ignored before us: still ignored */
     }
+    if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
+        if (previous.sa_flags & SA_SIGINFO) {
+            previous.sa_sigaction(sig, info, context);
+        } else {
+            previous.sa_handler(sig);
+        }
+        return; /* a fault it did not resolve comes back, exactly as without us */
+    }
+    /* The default action (a fault cannot be ignored): terminate, as if this module were not loaded. */
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(sig, &fallback, NULL);
+    if (sent) {
+        raise(sig);
+    } /* else: returning repeats the fault under SIG_DFL */
 }
 
 static void on_sigbus(int sig, siginfo_t *info, void *context) {
+    int saved_errno = errno;
     if (info != NULL && info->si_code > 0) {
         uintptr_t address = (uintptr_t)info->si_addr;
         for (int i = 0; i < MAX_RANGES; i++) {
             uintptr_t start = atomic_load(&ranges[i].start);
             uintptr_t end = atomic_load(&ranges[i].end);
             if (start != 0 && address >= start && address < end) {
+                /* Flag first: a thread that reads the zero pages without faulting itself must
+                   already see the flag when its call ends. */
+                atomic_store(&ranges[i].faulted, 1);
                 uintptr_t page = address & page_mask;
                 void *done = mmap((void *)page, end - page, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
                                   -1, 0);
                 if (done != MAP_FAILED) {
-                    atomic_store(&ranges[i].faulted, 1);
+                    errno = saved_errno;
                     return;
                 }
                 break;
@@ -64,6 +87,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *context) {
         }
     }
     fall_back(sig, info, context);
+    errno = saved_errno;
 }
 
 static PyObject *install(PyObject *self, PyObject *args) {
@@ -83,7 +107,11 @@ static PyObject *install(PyObject *self, PyObject *args) {
     action.sa_sigaction = on_sigbus;
     action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
-    if (sigaction(SIGBUS, &action, &previous) != 0) {
+    if (!saved_previous) {
+        previous = current; /* before the handler exists, so it never sees a half-written copy */
+        saved_previous = 1;
+    }
+    if (sigaction(SIGBUS, &action, NULL) != 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     Py_RETURN_NONE;
@@ -125,7 +153,9 @@ static PyObject *map_range(PyObject *self, PyObject *args) {
     mappings[slot].start = (uintptr_t)address;
     mappings[slot].length = (size_t)length;
     atomic_store(&ranges[slot].faulted, 0);
-    atomic_store(&ranges[slot].end, (uintptr_t)address + (uintptr_t)length);
+    /* Guard up to the end of the last page: the kernel maps whole pages, and a read past the frame
+       but inside its last page faults the same way. */
+    atomic_store(&ranges[slot].end, ((uintptr_t)address + (uintptr_t)length + ~page_mask) & page_mask);
     atomic_store(&ranges[slot].start, (uintptr_t)address); /* published last */
     PyObject *view = PyMemoryView_FromMemory((char *)address, (Py_ssize_t)length, PyBUF_READ);
     if (view == NULL) {
@@ -181,7 +211,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mapguard", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mapguard", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__mapguard(void) {
     page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);

@@ -40,6 +40,7 @@ SHM_ROOT = "/dev/shm"
 NAME_MAX = 255
 SEMAPHORE_PREFIX = "sem."  # where glibc keeps named semaphores in /dev/shm
 MAX_OFFSET = (1 << 63) - 1
+MAX_WHOLE_MAPPING = 1 << 30  # segments up to 1 GiB are mapped whole, larger ones frame by frame
 PARALLEL_READ_PART = 256 << 10  # frames from 512 KiB (about 420x420) are read by several threads
 
 
@@ -127,7 +128,9 @@ class SegmentCache:
             try:
                 yield mapping.view(ref.offset, ref.size)
             finally:
-                shrank = mapping.faulted
+                # A cut inside the frame's last page faults nothing (the page still exists up to the
+                # cut, zeros after it): the size check catches that one.
+                shrank = mapping.faulted or os.fstat(segment.fd).st_size < ref.offset + ref.size
                 self._leave_mapping(segment, mapping)
             if shrank:
                 raise InvalidInputError(
@@ -209,13 +212,20 @@ class SegmentCache:
 
     # internals -------------------------------------------------------------------------------
     def _mapping_for(self, segment: _Segment, ref: SegmentRef) -> inplace.GuardedMapping | None:
-        """The segment's current mapping if it covers the frame, else a new one (the old one retires)."""
+        """The segment's current mapping if it covers the frame, else a new one (the old one retires).
+
+        A new mapping spans the whole segment (up to MAX_WHOLE_MAPPING), so that clients that
+        alternate between frames at several offsets of one segment keep one mapping.
+        """
         start, end = inplace.page_start(ref.offset), ref.offset + ref.size
         with self._lock:
             current = segment.mapping
             if current is not None and not current.faulted and current.covers(start, end):
                 current.users += 1
                 return current
+        size = os.fstat(segment.fd).st_size
+        if end <= size <= MAX_WHOLE_MAPPING:
+            start, end = 0, size
         try:
             fresh = inplace.GuardedMapping(segment.fd, start, end - start)
         except (OSError, ValueError):

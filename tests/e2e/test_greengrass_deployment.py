@@ -226,6 +226,9 @@ def test_client_component_logs_detections_then_model_removal_reaches_agent(deplo
     assert (kernel.work_path(AGENT) / "venv/bin/edge-agent").is_file()
     assert (kernel.work_path(CLIENT) / "venv/bin/python").exists()
     assert (kernel.work_path(AGENT) / "models" / MODEL).is_symlink()
+    if shutil.which("cc"):  # the install step built the SIGBUS guard: the agent read frames in place
+        agent_log = kernel.log_path(AGENT).read_text()
+        assert "frames=in_place" in agent_log, agent_log[-3000:]
 
     with EdgeAgentClient(deployment["socket"]) as client:
         assert [m.name for m in client.list_models()] == [MODEL]

@@ -99,6 +99,68 @@ def test_faults_outside_guarded_mappings_still_kill_the_process():
     assert "read" not in result.stdout
 
 
+def test_a_cut_inside_the_frames_last_page_fails_the_call_too():
+    """No fault there (the page exists up to the cut): the size check after the run catches it."""
+    result = run_child(
+        """
+        try:
+            with cache.frame(ref, spare, "f") as frame:
+                os.truncate(path, SIZE - 1000)
+                frame.sum()
+            print("no error")
+        except InvalidInputError as exc:
+            print("shrank" in str(exc))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_after_faulthandler_and_the_guard_put_back_a_foreign_fault_still_kills_at_once():
+    """The two handlers must not hand the signal back and forth (it used to loop forever)."""
+    result = run_child(
+        """
+        import mmap
+        with cache.frame(ref, spare, "f"):
+            pass
+        faulthandler.enable()
+        with cache.frame(ref, spare, "f"):
+            pass  # the guard goes back in front of faulthandler
+        other = SharedMemoryBuffer.create(SIZE)
+        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
+        mapped = mmap.mmap(fd, SIZE)
+        os.ftruncate(fd, 0)
+        other.close()
+        print("read", mapped[SIZE - 1])
+        """
+    )
+    assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr[-500:])
+    assert result.stderr.count("Bus error") <= 1
+
+
+@pytest.mark.parametrize(("before", "survives"), [("SIG_IGN", True), ("SIG_DFL", False)])
+def test_a_sent_sigbus_keeps_its_meaning_and_leaves_the_guard_in_place(before, survives):
+    result = run_child(
+        f"""
+        import signal
+        signal.signal(signal.SIGBUS, signal.{before})
+        with cache.frame(ref, spare, "f"):
+            pass
+        os.kill(os.getpid(), signal.SIGBUS)
+        try:
+            with cache.frame(ref, spare, "f") as frame:
+                os.truncate(path, 4096)
+                frame.sum()
+        except InvalidInputError:
+            print("guarded")
+        """
+    )
+    if survives:
+        assert result.returncode == 0 and result.stdout.strip() == "guarded", result.stderr
+    else:
+        assert result.returncode == -signal.SIGBUS
+
+
 def test_in_place_frames_follow_the_clients_writes_and_offsets():
     cache = SegmentCache(in_place=True)
     size = 3 * 4096 + 5
@@ -127,6 +189,10 @@ def test_mappings_go_when_the_cache_lets_go_of_the_segment():
     with cache.frame(SegmentRef(name, 8192, 0), np.empty(8192, np.uint8), "f"):
         assert mapped(name)
     assert mapped(name)  # kept for the next frame, as the descriptor is
+    with cache.frame(SegmentRef(name, 4096, 4096), np.empty(4096, np.uint8), "f"):
+        pass  # another offset of the same segment: the same, whole-segment mapping
+    with open("/proc/self/maps") as maps:
+        assert sum(line.rstrip().endswith(f"/dev/shm/{name}") for line in maps) == 1
     shm.close()  # the owner unlinks it
     assert cache.drop_unlinked() == 1
     assert not mapped(name)
