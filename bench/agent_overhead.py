@@ -52,7 +52,9 @@ def time_calls(fn, calls: int) -> list[float]:
     return out
 
 
-def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, workdir: Path) -> dict:
+def bench_size(
+    width: int, height: int, rounds: int, calls: int, threads: int, workdir: Path, agent_args: list[str]
+) -> dict:
     package = heavy_package(
         workdir / f"heavy-{width}x{height}", width, height, side=224, layers=8, channels=32
     )
@@ -78,6 +80,7 @@ def bench_size(width: int, height: int, rounds: int, calls: int, threads: int, w
             str(models),
             "--threads",
             str(threads),
+            *agent_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0, help="runtime threads, same for raw and agent")
     parser.add_argument("--sizes", default="640x480,1024x1024,4096x4096")
+    parser.add_argument("--copy-frames", action="store_true", help="start the agent with --copy-frames")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
     rows = []
@@ -157,12 +161,14 @@ def main() -> None:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
             calls = args.calls if width * height < 4_000_000 else max(6, args.calls // 5)
-            rows.append(bench_size(width, height, args.rounds, calls, args.threads, workdir))
+            agent_args = ["--copy-frames"] if args.copy_frames else []
+            rows.append(bench_size(width, height, args.rounds, calls, args.threads, workdir, agent_args))
             print(f"done {size}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"\ncpu cores: {os.cpu_count()}, runtime threads: {args.threads or 'default'}, rounds: {args.rounds}\n"
+        f"\ncpu cores: {os.cpu_count()}, runtime threads: {args.threads or 'default'}, rounds: {args.rounds}, "
+        f"frames: {'copied' if args.copy_frames else 'in place where the guard is built'}\n"
     )
     print(
         "| image | raw p50 ms | shm p50 ms | shm p99 ms | shm p50 / raw | shm p99 / raw "

@@ -10,13 +10,14 @@
  * wl_shm buffer access.)
  *
  * The handler only reads the range table and calls mmap and sigaction, which are system calls;
- * map() and unmap() run under the GIL and publish a range only after its fields are set. The
+ * map() and unmap() take a mutex and publish a range only after its fields are set. The
  * mappings are made here rather than with Python's mmap module, which would dup every descriptor.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -122,7 +123,8 @@ typedef struct {
     size_t length;
 } mapping_t;
 
-static mapping_t mappings[MAX_RANGES]; /* what map() mapped, for unmap(); GIL-protected */
+static mapping_t mappings[MAX_RANGES]; /* what map() mapped, for unmap() */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER; /* map()/unmap(), not the handler */
 
 static PyObject *map_range(PyObject *self, PyObject *args) {
     (void)self;
@@ -135,23 +137,26 @@ static PyObject *map_range(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "offset must be page-aligned and length non-zero");
         return NULL;
     }
-    int slot = -1;
-    for (int i = 0; i < MAX_RANGES; i++) {
-        if (mappings[i].start == 0) {
-            slot = i;
-            break;
-        }
-    }
-    if (slot < 0) {
-        PyErr_SetString(PyExc_OSError, "the SIGBUS guard's table of mappings is full");
-        return NULL;
-    }
     void *address = mmap(NULL, (size_t)length, PROT_READ, MAP_SHARED, fd, (off_t)offset);
     if (address == MAP_FAILED) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    mappings[slot].start = (uintptr_t)address;
-    mappings[slot].length = (size_t)length;
+    int slot = -1;
+    pthread_mutex_lock(&table_lock);
+    for (int i = 0; i < MAX_RANGES; i++) {
+        if (mappings[i].start == 0) {
+            slot = i;
+            mappings[i].start = (uintptr_t)address;
+            mappings[i].length = (size_t)length;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&table_lock);
+    if (slot < 0) {
+        munmap(address, (size_t)length);
+        PyErr_SetString(PyExc_OSError, "the SIGBUS guard's table of mappings is full");
+        return NULL;
+    }
     atomic_store(&ranges[slot].faulted, 0);
     /* Guard up to the end of the last page: the kernel maps whole pages, and a read past the frame
        but inside its last page faults the same way. */
@@ -160,8 +165,12 @@ static PyObject *map_range(PyObject *self, PyObject *args) {
     PyObject *view = PyMemoryView_FromMemory((char *)address, (Py_ssize_t)length, PyBUF_READ);
     if (view == NULL) {
         atomic_store(&ranges[slot].start, 0);
+        atomic_store(&ranges[slot].end, 0);
         munmap(address, (size_t)length);
+        pthread_mutex_lock(&table_lock);
         mappings[slot].start = 0;
+        mappings[slot].length = 0;
+        pthread_mutex_unlock(&table_lock);
         return NULL;
     }
     return Py_BuildValue("(iN)", slot, view);
@@ -188,9 +197,11 @@ static PyObject *unmap_range(PyObject *self, PyObject *args) {
     /* Unguard, then unmap: the caller guarantees nothing reads the range any more. */
     atomic_store(&ranges[slot].start, 0);
     atomic_store(&ranges[slot].end, 0);
+    pthread_mutex_lock(&table_lock);
     munmap((void *)mappings[slot].start, mappings[slot].length);
     mappings[slot].start = 0;
     mappings[slot].length = 0;
+    pthread_mutex_unlock(&table_lock);
     Py_RETURN_NONE;
 }
 
