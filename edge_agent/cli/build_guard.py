@@ -7,9 +7,8 @@ agent works either way (docs/agent.md, "Shared memory").
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
-from edge_agent.imaging import build_guard
+from edge_agent.imaging import build_guard, inplace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.if_missing and importlib.util.find_spec("edge_agent.imaging._mapguard") is not None:
+    if args.if_missing and inplace.available():  # built, and from this version's source
         print(f"build-guard: already built: {build_guard.target_path()}")
         return 0
     path = build_guard.build()

@@ -26,11 +26,14 @@
 #include <unistd.h>
 
 #define MAX_RANGES 256
+#ifndef GUARD_SOURCE_SHA256
+#define GUARD_SOURCE_SHA256 "unknown"
+#endif
 
 typedef struct {
     _Atomic uintptr_t start; /* 0: free */
     _Atomic uintptr_t end;
-    _Atomic int faulted;
+    _Atomic uintptr_t first_fault; /* lowest faulted page, UINTPTR_MAX: none */
 } range_t;
 
 static range_t ranges[MAX_RANGES];
@@ -47,10 +50,15 @@ static void fall_back(int sig, siginfo_t *info, void *context) {
         return; /* ignored before us: still ignored */
     }
     if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
-        if (previous.sa_flags & SA_SIGINFO) {
-            previous.sa_sigaction(sig, info, context);
+        struct sigaction handler = previous;
+        if (handler.sa_flags & SA_RESETHAND) { /* one-shot: next time, the default action */
+            memset(&previous, 0, sizeof previous);
+            previous.sa_handler = SIG_DFL;
+        }
+        if (handler.sa_flags & SA_SIGINFO) {
+            handler.sa_sigaction(sig, info, context);
         } else {
-            previous.sa_handler(sig);
+            handler.sa_handler(sig);
         }
         return; /* a fault it did not resolve comes back, exactly as without us */
     }
@@ -73,10 +81,12 @@ static void on_sigbus(int sig, siginfo_t *info, void *context) {
             uintptr_t start = atomic_load(&ranges[i].start);
             uintptr_t end = atomic_load(&ranges[i].end);
             if (start != 0 && address >= start && address < end) {
-                /* Flag first: a thread that reads the zero pages without faulting itself must
-                   already see the flag when its call ends. */
-                atomic_store(&ranges[i].faulted, 1);
+                /* Record first: a thread that reads the zero pages without faulting itself must
+                   already see the fault when its call ends. */
                 uintptr_t page = address & page_mask;
+                uintptr_t seen = atomic_load(&ranges[i].first_fault);
+                while (page < seen && !atomic_compare_exchange_weak(&ranges[i].first_fault, &seen, page)) {
+                }
                 void *done = mmap((void *)page, end - page, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
                                   -1, 0);
                 if (done != MAP_FAILED) {
@@ -106,10 +116,12 @@ static PyObject *install(PyObject *self, PyObject *args) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_sigbus;
-    action.sa_flags = SA_SIGINFO;
+    action.sa_flags = SA_SIGINFO | SA_RESTART; /* a sent SIGBUS under SIG_IGN must not cause EINTR */
     sigemptyset(&action.sa_mask);
-    if (!saved_previous) {
-        previous = current; /* before the handler exists, so it never sees a half-written copy */
+    /* A plain disposition is what a foreign SIGBUS should get now; a foreign handler that replaced
+       ours is not kept (it may hand the signal back to us: faulthandler does), the one before stays. */
+    if (!saved_previous || current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN) {
+        previous = current; /* before our handler is back, so it never sees a half-written copy */
         saved_previous = 1;
     }
     if (sigaction(SIGBUS, &action, NULL) != 0) {
@@ -157,7 +169,7 @@ static PyObject *map_range(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_OSError, "the SIGBUS guard's table of mappings is full");
         return NULL;
     }
-    atomic_store(&ranges[slot].faulted, 0);
+    atomic_store(&ranges[slot].first_fault, UINTPTR_MAX);
     /* Guard up to the end of the last page: the kernel maps whole pages, and a read past the frame
        but inside its last page faults the same way. */
     atomic_store(&ranges[slot].end, ((uintptr_t)address + (uintptr_t)length + ~page_mask) & page_mask);
@@ -205,20 +217,25 @@ static PyObject *unmap_range(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *faulted(PyObject *self, PyObject *args) {
+static PyObject *first_fault(PyObject *self, PyObject *args) {
     (void)self;
     int slot = slot_of(args);
     if (slot < 0) {
         return NULL;
     }
-    return PyBool_FromLong(atomic_load(&ranges[slot].faulted));
+    uintptr_t page = atomic_load(&ranges[slot].first_fault);
+    if (page == UINTPTR_MAX) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(page - mappings[slot].start));
 }
 
 static PyMethodDef methods[] = {
     {"install", install, METH_NOARGS, "Put the SIGBUS handler in place unless it is (cheap: one sigaction query)."},
     {"map", map_range, METH_VARARGS, "map(fd, offset, length) -> (slot, read-only memoryview): a guarded mapping."},
     {"unmap", unmap_range, METH_VARARGS, "unmap(slot): unguard and unmap; no view of it may be read after."},
-    {"faulted", faulted, METH_VARARGS, "faulted(slot) -> whether a read past the segment's end was absorbed."},
+    {"first_fault", first_fault, METH_VARARGS,
+     "first_fault(slot) -> offset in the mapping of the lowest page read past the segment's end, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -226,5 +243,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mapguard", NULL, -1
 
 PyMODINIT_FUNC PyInit__mapguard(void) {
     page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    /* Which _mapguard.c this was built from (edge_agent/imaging/build_guard.py passes its SHA-256):
+       a build left over from another version of the package is not used. */
+    if (created != NULL && PyModule_AddStringConstant(created, "SOURCE_SHA256", GUARD_SOURCE_SHA256) != 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
 }

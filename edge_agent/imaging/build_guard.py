@@ -10,6 +10,7 @@ copies frames instead, and says so in its `event=ready` log line.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -44,20 +45,40 @@ def compiler() -> list[str]:
     raise GuardBuildError("no C compiler found (set CC, or install gcc)")
 
 
+def source_digest() -> str:
+    """SHA-256 of the shipped source: compiled into the module, checked when it is imported."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
+
 def build(directory: Path | None = None) -> Path:
     """Compile the guard into `directory` (default: this package); return the module's path.
 
-    Written under a temporary name and renamed, so a running agent never imports half a file.
+    Written under a temporary name and renamed, so a running agent never imports half a file. A
+    failed build removes an older one, so that the agent cannot load a guard of another version.
     """
     target = target_path(directory)
     include = sysconfig.get_paths()["include"]
-    if not (Path(include) / "Python.h").is_file():
-        raise GuardBuildError(f"Python headers not found in {include} (install python3-dev)")
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        built = Path(scratch) / target.name
-        command = [*compiler(), *FLAGS, f"-I{include}", str(SOURCE), "-o", str(built)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise GuardBuildError(f"{shlex.join(command)} failed:\n{result.stderr.strip()}")
-        os.replace(built, target)
+    try:
+        if not (Path(include) / "Python.h").is_file():
+            raise GuardBuildError(f"Python headers not found in {include} (install python3-dev)")
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            built = Path(scratch) / target.name
+            command = [
+                *compiler(),
+                *FLAGS,
+                f'-DGUARD_SOURCE_SHA256="{source_digest()}"',
+                f"-I{include}",
+                str(SOURCE),
+                "-o",
+                str(built),
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise GuardBuildError(f"{shlex.join(command)} failed:\n{result.stderr.strip()}")
+            os.replace(built, target)
+    except GuardBuildError:
+        target.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        raise GuardBuildError(f"cannot write the guard into {target.parent}: {exc.strerror}") from None
     return target

@@ -10,14 +10,30 @@ module, `available()` is False and the agent copies frames as before.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-try:
-    from edge_agent.imaging import _mapguard
-except ImportError:  # not built on this machine (no compiler at install time): frames are copied
-    _mapguard = None
+
+def _load() -> tuple[Any, str]:
+    """The compiled guard if it was built from this package's `_mapguard.c`, else (None, why)."""
+    try:
+        from edge_agent.imaging import _mapguard as module
+    except ImportError:  # not built on this machine (no compiler at install time): frames are copied
+        return None, "not built (run edge-agent build-guard)"
+    try:
+        expected = hashlib.sha256(Path(__file__).with_name("_mapguard.c").read_bytes()).hexdigest()
+    except OSError:
+        return None, "its source _mapguard.c is missing from the package"
+    if getattr(module, "SOURCE_SHA256", None) != expected:
+        return None, "built from another version of _mapguard.c (run edge-agent build-guard)"
+    return module, ""
+
+
+_mapguard, UNAVAILABLE_REASON = _load()
 
 
 def available() -> bool:
@@ -53,7 +69,12 @@ class GuardedMapping:
     @property
     def faulted(self) -> bool:
         """True once a read past the segment's end was absorbed (the owner truncated it)."""
-        return self._slot >= 0 and bool(_mapguard.faulted(self._slot))
+        return self._slot >= 0 and _mapguard.first_fault(self._slot) is not None
+
+    def faulted_before(self, end: int) -> bool:
+        """Whether a read past the segment's end hit a page below segment offset `end`."""
+        first = _mapguard.first_fault(self._slot) if self._slot >= 0 else None
+        return first is not None and self.start + first < end
 
     def view(self, offset: int, size: int) -> np.ndarray:
         assert self._array is not None, "view of a closed mapping"

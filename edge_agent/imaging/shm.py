@@ -97,7 +97,9 @@ class SegmentCache:
     ) -> None:
         """`in_place`: read frames through guarded mappings; None = whenever the guard is built."""
         if in_place and not inplace.available():
-            raise RuntimeError("frames cannot be read in place: edge_agent.imaging._mapguard is not built")
+            raise RuntimeError(
+                f"frames cannot be read in place: the SIGBUS guard is {inplace.UNAVAILABLE_REASON}"
+            )
         self.in_place = inplace.available() if in_place is None else in_place
         self._max_open = max_open
         self._lock = threading.Lock()
@@ -130,7 +132,8 @@ class SegmentCache:
             finally:
                 # A cut inside the frame's last page faults nothing (the page still exists up to the
                 # cut, zeros after it): the size check catches that one.
-                shrank = mapping.faulted or os.fstat(segment.fd).st_size < ref.offset + ref.size
+                end = ref.offset + ref.size
+                shrank = mapping.faulted_before(end) or os.fstat(segment.fd).st_size < end
                 self._leave_mapping(segment, mapping)
             if shrank:
                 raise InvalidInputError(

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 
 from edge_agent.errors import AgentError
+from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache
 from edge_agent.registry import ModelRegistry, RegistryConfig
 from edge_agent.server.service import EdgeAgentService, add_to_server
@@ -156,7 +157,7 @@ class Daemon:
             config.socket_mode,
             config.socket_group or "-",
             len(self.registry.list()),
-            "in_place" if self.segments.in_place else "copied",
+            "in_place" if self.segments.in_place else f"copied guard={inplace.UNAVAILABLE_REASON or 'off'!r}",
         )
 
     def _housekeeping(self) -> None:

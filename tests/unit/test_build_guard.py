@@ -23,14 +23,23 @@ def test_the_guard_builds_into_a_directory_and_loads(tmp_path):
     spec = importlib.util.spec_from_file_location("_mapguard", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert {"install", "map", "unmap", "faulted"} <= set(dir(module))
+    assert {"install", "map", "unmap", "first_fault"} <= set(dir(module))
 
 
-def test_a_compiler_that_fails_is_reported_with_its_command(tmp_path, monkeypatch):
+def test_a_compiler_that_fails_is_reported_and_removes_an_older_build(tmp_path, monkeypatch):
+    build_guard.target_path(tmp_path).write_bytes(b"an older build")
     monkeypatch.setenv("CC", "false")
     with pytest.raises(build_guard.GuardBuildError, match=r"false .*_mapguard\.c.* failed"):
         build_guard.build(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # neither the older build nor a temporary is left
+
+
+@needs_cc
+def test_the_built_guard_carries_the_digest_of_its_source(tmp_path):
+    spec = importlib.util.spec_from_file_location("_mapguard", build_guard.build(tmp_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert build_guard.source_digest() == module.SOURCE_SHA256
 
 
 @needs_cc

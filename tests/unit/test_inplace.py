@@ -6,6 +6,9 @@ and the test reports it instead of the test runner dying.
 
 from __future__ import annotations
 
+import glob
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,6 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import edge_agent.imaging
 from edge_agent.client import SharedMemoryBuffer
 from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache, SegmentRef
@@ -22,12 +26,13 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.skipif(not inplace.available(), reason="edge_agent.imaging._mapguard is not built")
 
 PRELUDE = """
-import faulthandler, os, numpy as np
+import faulthandler, os, sys, numpy as np
 from edge_agent.client import SharedMemoryBuffer
 from edge_agent.errors import InvalidInputError
 from edge_agent.imaging.shm import SegmentCache, SegmentRef
 SIZE = 1 << 20
-shm = SharedMemoryBuffer.create(SIZE)
+PREFIX = sys.argv[1]  # the parent removes /dev/shm/PREFIX* afterwards: some children die on purpose
+shm = SharedMemoryBuffer.create(SIZE, name=PREFIX + "a")
 shm.write(np.full(SIZE, 7, np.uint8))
 path = "/dev/shm/" + shm.name.lstrip("/")
 ref = SegmentRef(shm.name.lstrip("/"), SIZE, 0)
@@ -38,7 +43,14 @@ spare = np.empty(SIZE, np.uint8)
 
 def run_child(body: str) -> subprocess.CompletedProcess[str]:
     code = PRELUDE + textwrap.dedent(body) + "\nshm.close()\n"
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    prefix = f"edge-agent-inplace-{os.getpid()}-{secrets.token_hex(4)}-"
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code, prefix], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        for leftover in glob.glob(f"/dev/shm/{prefix}*"):
+            os.unlink(leftover)
 
 
 def test_a_segment_truncated_while_mapped_fails_the_call_and_the_process_lives():
@@ -88,7 +100,7 @@ def test_faults_outside_guarded_mappings_still_kill_the_process():
         import mmap
         with cache.frame(ref, spare, "f"):
             pass  # the guard is installed
-        other = SharedMemoryBuffer.create(SIZE)
+        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
         fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
         mapped = mmap.mmap(fd, SIZE)
         os.ftruncate(fd, 0)
@@ -126,7 +138,7 @@ def test_after_faulthandler_and_the_guard_put_back_a_foreign_fault_still_kills_a
         faulthandler.enable()
         with cache.frame(ref, spare, "f"):
             pass  # the guard goes back in front of faulthandler
-        other = SharedMemoryBuffer.create(SIZE)
+        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
         fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
         mapped = mmap.mmap(fd, SIZE)
         os.ftruncate(fd, 0)
@@ -136,6 +148,65 @@ def test_after_faulthandler_and_the_guard_put_back_a_foreign_fault_still_kills_a
     )
     assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr[-500:])
     assert result.stderr.count("Bus error") <= 1
+
+
+def test_a_foreign_fault_still_kills_after_faulthandler_was_disabled_behind_the_guard():
+    """faulthandler first, then the guard, then faulthandler.disable() (it puts SIG_DFL back): the
+    guard must fall back to SIG_DFL, not to a disabled handler that returns (that looped forever)."""
+    result = run_child(
+        """
+        import mmap
+        faulthandler.enable()
+        with cache.frame(ref, spare, "f"):
+            pass
+        faulthandler.disable()
+        with cache.frame(ref, spare, "f"):
+            pass
+        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
+        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
+        mapped = mmap.mmap(fd, SIZE)
+        os.ftruncate(fd, 0)
+        print("read", mapped[SIZE - 1])
+        """
+    )
+    assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr[-500:])
+
+
+def test_a_cut_fails_only_the_frames_it_reaches():
+    """Two frames of one segment in flight (one whole-segment mapping); the owner cuts the second."""
+    result = run_child(
+        """
+        os.truncate(path, 2 * SIZE)
+        first, second = SegmentRef(ref.name, SIZE, 0), SegmentRef(ref.name, SIZE, SIZE)
+        block_a = cache.frame(first, spare, "f")
+        a = block_a.__enter__()
+        block_b = cache.frame(second, np.empty(SIZE, np.uint8), "f")
+        b = block_b.__enter__()
+        os.truncate(path, SIZE + 4096)
+        b.sum(), a.sum()
+        try:
+            block_b.__exit__(None, None, None)
+            print("second ok")
+        except InvalidInputError:
+            print("second shrank")
+        block_a.__exit__(None, None, None)
+        print("first ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["second", "shrank", "first", "ok"]
+
+
+def test_a_guard_built_from_another_source_is_not_used(monkeypatch):
+    """A build left behind by another version of the package (pip does not remove it) is refused."""
+
+    class Stale:
+        SOURCE_SHA256 = "0" * 64
+
+    monkeypatch.setitem(sys.modules, "edge_agent.imaging._mapguard", Stale)
+    monkeypatch.setattr(edge_agent.imaging, "_mapguard", Stale, raising=False)
+    module, reason = inplace._load()
+    assert module is None and "another version" in reason
 
 
 @pytest.mark.parametrize(("before", "survives"), [("SIG_IGN", True), ("SIG_DFL", False)])
