@@ -5,8 +5,8 @@
  * next read of a page past the new end raises SIGBUS in whatever thread touches it, and the default
  * action kills the agent. Python cannot catch it. This handler, for faults inside a registered
  * range, maps anonymous zero pages over the rest of that range, records the fault and returns: the
- * read resumes on zeros, and the agent rejects the call when it sees the flag. Faults anywhere else
- * get the previous disposition, as if this module were not loaded. (The technique of libwayland's
+ * read resumes on zeros, and the agent rejects the calls whose frames reach the faulted page. Faults
+ * anywhere else get the previous disposition, as if this module were not loaded. (The technique of libwayland's
  * wl_shm buffer access.)
  *
  * The handler only reads the range table and calls mmap and sigaction, which are system calls;
@@ -37,9 +37,9 @@ typedef struct {
 } range_t;
 
 static range_t ranges[MAX_RANGES];
-/* The disposition before the first install: what a SIGBUS that is not ours gets. Kept when the
-   guard is put back after something replaced it, so two handlers never hand a signal back and
-   forth (faulthandler saves the handler it replaces, too). */
+/* What a SIGBUS that is not ours gets: the disposition before the first install, or a plain
+   SIG_DFL/SIG_IGN that someone set since. A foreign handler that replaced ours never becomes it,
+   so two handlers never hand a signal back and forth (faulthandler saves the handler it replaces). */
 static struct sigaction previous;
 static int saved_previous = 0;
 static uintptr_t page_mask = 0;
@@ -105,7 +105,7 @@ static PyObject *install(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
     /* Checked on every call, not remembered: faulthandler.enable() or a library may have replaced
-       the handler since; then ours goes back in front and theirs becomes the fallback. */
+       the handler since; then ours goes back in front. */
     struct sigaction current;
     if (sigaction(SIGBUS, NULL, &current) != 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
