@@ -10,7 +10,6 @@ copies frames instead, and says so in its `event=ready` log line.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -20,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from edge_agent.errors import AgentError
+from edge_agent.imaging.inplace import SOURCE, source_digest
 
-SOURCE = Path(__file__).with_name("_mapguard.c")
 FLAGS = ["-shared", "-fPIC", "-O2", "-std=c11", "-Wall", "-Wextra"]
 
 
@@ -43,11 +42,6 @@ def compiler() -> list[str]:
             if words and shutil.which(words[0]):
                 return words
     raise GuardBuildError("no C compiler found (set CC, or install gcc)")
-
-
-def source_digest() -> str:
-    """SHA-256 of the shipped source: compiled into the module, checked when it is imported."""
-    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
 
 
 def build(directory: Path | None = None) -> Path:

@@ -17,6 +17,13 @@ from typing import Any
 
 import numpy as np
 
+SOURCE = Path(__file__).with_name("_mapguard.c")
+
+
+def source_digest() -> str:
+    """SHA-256 of the shipped source: compiled into the module by build_guard, checked on import."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
 
 def _load() -> tuple[Any, str]:
     """The compiled guard if it was built from this package's `_mapguard.c`, else (None, why)."""
@@ -25,7 +32,7 @@ def _load() -> tuple[Any, str]:
     except ImportError:  # not built on this machine (no compiler at install time): frames are copied
         return None, "not built (run edge-agent build-guard)"
     try:
-        expected = hashlib.sha256(Path(__file__).with_name("_mapguard.c").read_bytes()).hexdigest()
+        expected = source_digest()
     except OSError:
         return None, "its source _mapguard.c is missing from the package"
     if getattr(module, "SOURCE_SHA256", None) != expected:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.imaging import build_guard
+from edge_agent.imaging import build_guard, inplace
 
 needs_cc = pytest.mark.skipif(
     shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
@@ -39,7 +39,7 @@ def test_the_built_guard_carries_the_digest_of_its_source(tmp_path):
     spec = importlib.util.spec_from_file_location("_mapguard", build_guard.build(tmp_path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert build_guard.source_digest() == module.SOURCE_SHA256
+    assert inplace.source_digest() == module.SOURCE_SHA256
 
 
 @needs_cc

@@ -19,6 +19,7 @@ import pytest
 
 import edge_agent.imaging
 from edge_agent.client import SharedMemoryBuffer
+from edge_agent.errors import InvalidInputError
 from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache, SegmentRef
 from tests.conftest import REPO
@@ -38,6 +39,28 @@ path = "/dev/shm/" + shm.name.lstrip("/")
 ref = SegmentRef(shm.name.lstrip("/"), SIZE, 0)
 cache = SegmentCache(in_place=True)
 spare = np.empty(SIZE, np.uint8)
+
+
+def cut_during_frame(keep=4096):
+    # The owner cuts the segment to `keep` bytes while a frame is read: True if the call failed.
+    try:
+        with cache.frame(ref, spare, "f") as frame:
+            os.truncate(path, keep)
+            frame.sum()
+    except InvalidInputError as exc:
+        return "shrank while the agent read it" in str(exc)
+    return False
+
+
+def foreign_fault():
+    # A SIGBUS outside the guard's mappings: a mapping of this process's own, cut, then read.
+    import mmap
+    other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
+    fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
+    mapped = mmap.mmap(fd, SIZE)
+    os.ftruncate(fd, 0)
+    other.close()
+    print("read", mapped[SIZE - 1])
 """
 
 
@@ -81,30 +104,20 @@ def test_the_guard_is_put_back_after_faulthandler_replaced_it():
         with cache.frame(ref, spare, "f"):
             pass
         faulthandler.enable()  # installs its own SIGBUS handler over ours
-        try:
-            with cache.frame(ref, spare, "f") as frame:
-                os.truncate(path, 4096)
-                frame.sum()
-        except InvalidInputError:
-            print("survived")
+        print("survived", cut_during_frame())
         """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "survived"
+    assert result.stdout.strip() == "survived True"
 
 
 def test_faults_outside_guarded_mappings_still_kill_the_process():
     """The guard absorbs only reads of its own mappings; any other SIGBUS keeps its meaning."""
     result = run_child(
         """
-        import mmap
         with cache.frame(ref, spare, "f"):
             pass  # the guard is installed
-        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
-        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
-        mapped = mmap.mmap(fd, SIZE)
-        os.ftruncate(fd, 0)
-        print("read", mapped[SIZE - 1])
+        foreign_fault()
         """
     )
     assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr)
@@ -115,13 +128,7 @@ def test_a_cut_inside_the_frames_last_page_fails_the_call_too():
     """No fault there (the page exists up to the cut): the size check after the run catches it."""
     result = run_child(
         """
-        try:
-            with cache.frame(ref, spare, "f") as frame:
-                os.truncate(path, SIZE - 1000)
-                frame.sum()
-            print("no error")
-        except InvalidInputError as exc:
-            print("shrank" in str(exc))
+        print(cut_during_frame(keep=SIZE - 1000))
         """
     )
     assert result.returncode == 0, result.stderr
@@ -132,18 +139,12 @@ def test_after_faulthandler_and_the_guard_put_back_a_foreign_fault_still_kills_a
     """The two handlers must not hand the signal back and forth (it used to loop forever)."""
     result = run_child(
         """
-        import mmap
         with cache.frame(ref, spare, "f"):
             pass
         faulthandler.enable()
         with cache.frame(ref, spare, "f"):
             pass  # the guard goes back in front of faulthandler
-        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
-        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
-        mapped = mmap.mmap(fd, SIZE)
-        os.ftruncate(fd, 0)
-        other.close()
-        print("read", mapped[SIZE - 1])
+        foreign_fault()
         """
     )
     assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr[-500:])
@@ -155,18 +156,13 @@ def test_a_foreign_fault_still_kills_after_faulthandler_was_disabled_behind_the_
     guard must fall back to SIG_DFL, not to a disabled handler that returns (that looped forever)."""
     result = run_child(
         """
-        import mmap
         faulthandler.enable()
         with cache.frame(ref, spare, "f"):
             pass
         faulthandler.disable()
         with cache.frame(ref, spare, "f"):
             pass
-        other = SharedMemoryBuffer.create(SIZE, name=PREFIX + "b")
-        fd = os.open("/dev/shm/" + other.name.lstrip("/"), os.O_RDWR)
-        mapped = mmap.mmap(fd, SIZE)
-        os.ftruncate(fd, 0)
-        print("read", mapped[SIZE - 1])
+        foreign_fault()
         """
     )
     assert result.returncode == -signal.SIGBUS, (result.returncode, result.stdout, result.stderr[-500:])
@@ -218,16 +214,11 @@ def test_a_sent_sigbus_keeps_its_meaning_and_leaves_the_guard_in_place(before, s
         with cache.frame(ref, spare, "f"):
             pass
         os.kill(os.getpid(), signal.SIGBUS)
-        try:
-            with cache.frame(ref, spare, "f") as frame:
-                os.truncate(path, 4096)
-                frame.sum()
-        except InvalidInputError:
-            print("guarded")
+        print("guarded", cut_during_frame())
         """
     )
     if survives:
-        assert result.returncode == 0 and result.stdout.strip() == "guarded", result.stderr
+        assert result.returncode == 0 and result.stdout.strip() == "guarded True", result.stderr
     else:
         assert result.returncode == -signal.SIGBUS
 
@@ -268,6 +259,31 @@ def test_mappings_go_when_the_cache_lets_go_of_the_segment():
     assert cache.drop_unlinked() == 1
     assert not mapped(name)
     cache.close()
+
+
+def test_a_mapping_that_cannot_be_made_falls_back_to_copying_that_frame(monkeypatch):
+    """The guard's table full (or mmap refused): the frame is copied, and still checked."""
+
+    def refuse(*args: object) -> None:
+        raise OSError("the SIGBUS guard's table of mappings is full")
+
+    monkeypatch.setattr(inplace, "GuardedMapping", refuse)
+    cache = SegmentCache(in_place=True)
+    try:
+        with SharedMemoryBuffer.create(8192) as shm:
+            data = np.random.default_rng(1).integers(0, 255, 8192, dtype=np.uint8)
+            shm.write(data)
+            spare = np.empty(4096, np.uint8)
+            with cache.frame(SegmentRef(shm.name.lstrip("/"), 4096, 4096), spare, "f") as frame:
+                assert frame is spare and np.array_equal(frame, data[4096:])
+            past_the_end = SegmentRef(shm.name.lstrip("/"), 4096, 8000)
+            with (
+                pytest.raises(InvalidInputError, match="holds 8192 bytes"),
+                cache.frame(past_the_end, spare, "f"),
+            ):
+                pass
+    finally:
+        cache.close()
 
 
 def test_copy_mode_reads_into_the_spare_buffer():
