@@ -22,8 +22,9 @@ How this works:
   deploy in one call and remove in another while the processes keep running in between.
 
 Not modelled (docs/greengrass.md, "Local runner"): IPC, token exchange and the cloud deployment
-service (their environment variables are stand-ins), restarts on HARD dependency state changes,
-bootstrap restarts, rollback, system resource limits, docker: artifacts.
+service (their environment variables are stand-ins), restarts on HARD dependency state changes
+between deployments (within one, a restarted dependency restarts its HARD dependents), bootstrap
+restarts, rollback, system resource limits, docker: artifacts.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class Kernel:
                     self._stop(name, deployed[name], state)
                     del deployed[name]
                     self._log(name, "component removed (not in the deployment)")
+        restarted: set[str] = set()
         try:
             for name in order:
                 recipe = recipes[name]
@@ -178,10 +180,14 @@ class Kernel:
                     config,
                     merged,
                 )
-                if unchanged and self._healthy(current):
+                # A HARD dependency that was restarted restarts its dependents (their steps may
+                # interpolate its configuration), as the nucleus restarts them.
+                hard_restarted = any(d.hard and d.name in restarted for d in recipe.dependencies)
+                if unchanged and not hard_restarted and self._healthy(current):
                     continue
                 if current:
                     self._stop(name, current, state)
+                restarted.add(name)
                 self._bring_up(recipe, config, merged, state, first_install=not same_version)
         finally:
             # No rollback: what came up stays up and is recorded, so `list` and `remove` can manage it.

@@ -84,6 +84,16 @@ def test_dependencies_start_first_and_see_each_other(make_kernel) -> None:
     assert (kernel.root / "packages/recipes/A-1.0.0.json").is_file()
 
 
+def test_a_restarted_hard_dependency_restarts_its_dependents(make_kernel) -> None:
+    a = component("A", startup="true", config={"Port": "7"})
+    b = component("B", deps={"A": "*"}, startup="echo sees={A:configuration:/Port}")
+    kernel = make_kernel(a, b)
+    kernel.deploy({"B": "*"})
+    kernel.deploy({"B": "*"}, {"A": ConfigurationUpdate(merge={"Port": "8"})})
+    text = kernel.log_path("B").read_text()
+    assert "sees=7" in text and "sees=8" in text
+
+
 def test_highest_version_meeting_every_requirement(make_kernel) -> None:
     recipes = [component("Lib", v, startup=f"echo lib {v}") for v in ("1.0.0", "1.4.0", "2.0.0")]
     app = component("App", deps={"Lib": "^1.0.0"}, startup="true")
