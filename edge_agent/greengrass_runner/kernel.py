@@ -46,6 +46,7 @@ from edge_agent.greengrass_runner.configuration import ConfigurationUpdate, reso
 from edge_agent.greengrass_runner.error_window import ErrorWindow
 from edge_agent.greengrass_runner.process import (
     RunAs,
+    RunAsError,
     StepCommand,
     base_environment,
     check_reachable,
@@ -318,6 +319,7 @@ class Kernel:
             "version": recipe.version,
             "configuration": config,
             "merged": merged,
+            "run_as": run_as.spec,  # later steps (shutdown at removal) run as the same user, as in the nucleus
             "dependencies": [d.name for d in recipe.dependencies],
             "pid": None,
             "state": "NEW",
@@ -329,7 +331,7 @@ class Kernel:
         env = self._environment(recipe, setenv, context)
 
         def command(step_name: str) -> StepCommand:
-            return self._command(recipe, step_name, steps[step_name], context, env)
+            return self._command(recipe, step_name, steps[step_name], context, env, run_as)
 
         if first_install and "bootstrap" in steps:
             code = run_foreground(command("bootstrap"))
@@ -399,14 +401,15 @@ class Kernel:
             "status": str(status_path),
         }
         write_json(spec_path, spec)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.greengrass_runner.supervisor", str(spec_path)],
-            cwd=self.root / "runner",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_path(name).open("ab"),
-            start_new_session=True,
-        )
+        with self.log_path(name).open("ab") as logfile:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.greengrass_runner.supervisor", str(spec_path)],
+                cwd=self.root / "runner",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=logfile,
+                start_new_session=True,
+            )
         self._children[process.pid] = process
         return {"pid": process.pid, "status_file": str(status_path)}
 
@@ -434,7 +437,12 @@ class Kernel:
             if "shutdown" in steps:
                 context = self._context(recipe, info["configuration"], state)
                 env = self._environment(recipe, setenv, context)
-                run_foreground(self._command(recipe, "shutdown", steps["shutdown"], context, env))
+                try:
+                    run_as = RunAs.resolve(info["run_as"]) if info.get("run_as") else self.run_as
+                except RunAsError as exc:  # the user is gone: stop the processes all the same
+                    self._log(name, f"shutdown: not run: {exc}")
+                else:
+                    run_foreground(self._command(recipe, "shutdown", steps["shutdown"], context, env, run_as))
         if pid and self._alive(pid):
             self._terminate(pid)
         child = _read_json(Path(info.get("status_file", ""))).get("child_pgid")
@@ -478,10 +486,15 @@ class Kernel:
         return env
 
     def _command(
-        self, recipe: Recipe, step_name: str, step: Step, context: Context, env: dict[str, str]
+        self,
+        recipe: Recipe,
+        step_name: str,
+        step: Step,
+        context: Context,
+        env: dict[str, str],
+        run_as: RunAs,
     ) -> StepCommand:
         name = recipe.name
-        run_as = self.run_as
         if step.requires_privilege:
             if os.geteuid() == 0:
                 run_as = RunAs.current()

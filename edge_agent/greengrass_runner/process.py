@@ -97,9 +97,14 @@ class RunAs:
         return (self.uid, self.gid) != (os.geteuid(), os.getegid())
 
     def popen_kwargs(self) -> dict[str, Any]:
+        """Switch to the user with its supplementary groups (as `sudo -u USER -g GROUP` does)."""
         if not self.switches:
             return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": [self.gid]}
+        return {"user": self.uid, "group": self.gid, "extra_groups": os.getgrouplist(self.user, self.gid)}
+
+    @property
+    def spec(self) -> str:
+        return f"{self.user}:{self.group}"
 
 
 def _create_hint(user: str, group: str) -> str:

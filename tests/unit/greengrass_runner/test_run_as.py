@@ -31,13 +31,18 @@ pytestmark = pytest.mark.skipif(
 def user() -> Iterator[tuple[str, str]]:
     name = f"eart{uuid.uuid4().hex[:8]}"
     group = f"{name}g"
-    subprocess.run(["groupadd", "--system", group], check=True)
-    subprocess.run(["useradd", "--system", "--create-home", "--gid", group, name], check=True)
+    extra = f"{name}x"  # a supplementary group, like `video` for a camera or the agent's SocketGroup
+    for each in (group, extra):
+        subprocess.run(["groupadd", "--system", each], check=True)
+    subprocess.run(
+        ["useradd", "--system", "--create-home", "--gid", group, "--groups", extra, name], check=True
+    )
     try:
         yield name, group
     finally:
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
-        subprocess.run(["groupdel", group], check=False, capture_output=True)
+        for each in (group, extra):
+            subprocess.run(["groupdel", each], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -67,7 +72,7 @@ def test_steps_run_as_the_user_with_its_home_and_own_their_files(user, open_root
     (staged / "secret.txt").write_text("for the owner only")
     lifecycle = {
         "install": {"Script": "id -u > install-uid", "RequiresPrivilege": True},
-        "run": "id -un > who; id -gn >> who; echo $HOME > home; cat {artifacts:path}/secret.txt > copy; exec sleep 60",
+        "run": "id -un > who; id -gn >> who; id -Gn > groups; echo $HOME > home; cat {artifacts:path}/secret.txt > copy; exec sleep 60",
     }
     kernel = Kernel(
         open_root / "gg",
@@ -85,6 +90,7 @@ def test_steps_run_as_the_user_with_its_home_and_own_their_files(user, open_root
             assert time.monotonic() < deadline, "the run step did not write its files"
             time.sleep(0.05)
         assert (work / "who").read_text().split() == [name, group]
+        assert set((work / "groups").read_text().split()) == {group, f"{name}x"}
         home = pwd.getpwnam(name).pw_dir
         assert (work / "home").read_text().strip() == home and Path(home).is_dir()
         assert (work / "copy").read_text() == "for the owner only"  # Read OWNER, and the user is the owner
