@@ -37,7 +37,7 @@ def test_agent_component_contract() -> None:
     with pytest.raises(Exception, match="no manifest"):
         recipe.select({"os": "linux", "architecture": "arm"})
     # The model recipe's dependency requirement accepts this agent version.
-    from edge_agent.greengrass_runner.semver import satisfies
+    from edge_agent.greengrass_runner.versions import satisfies
 
     assert satisfies(recipe.version, catalogue.agent_version_requirement)
 
