@@ -327,6 +327,7 @@ def artifact_uri(bucket: str, prefix: str, version: str, platform: Platform) -> 
 
 def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
     platform = resolve_platform(request.platform)
+    artifact_uri(request.bucket, request.prefix, "0.0.0", platform)  # a bad bucket fails before the downloads
     backends = tuple(dict.fromkeys(b.strip().lower() for b in request.backends)) or ("cpu",)
     for backend in backends:
         if backend not in BACKENDS:
