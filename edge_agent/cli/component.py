@@ -104,6 +104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="extra option for pip download, e.g. --pip-option=--index-url=URL (a mirror)",
     )
+    build.add_argument(
+        "--add-to",
+        type=Path,
+        help="recipe of an earlier build for the other platform: write one recipe with both manifests",
+    )
     build.add_argument("--upload", action="store_true", help="upload the ZIP to its s3:// URI (boto3)")
 
 
@@ -156,6 +161,7 @@ def build_agent(args: argparse.Namespace) -> int:
             wheel=args.wheel,
             glibc=args.glibc,
             pip_options=tuple(args.pip_option),
+            add_to=args.add_to,
         )
     )
     print(f"recipe   {built.recipe_path}")

@@ -207,7 +207,8 @@ def install(
         stale = [name for name in (ORT_CPU, ORT_GPU) if name in installed_here() and name not in wanted]
         if stale:  # the Backend changed: the other ONNX Runtime must go first
             pip(["uninstall", "-y", *stale], [])
-    pip(["install", *pins], options)
+    if pins:
+        pip(["install", *pins], options)
     if packages == "agent":
         agent_wheel = wheels / str(manifest["agent_wheel"])
         pip(["install", "--no-deps", "--force-reinstall", str(agent_wheel)], options)

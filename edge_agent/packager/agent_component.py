@@ -11,7 +11,7 @@ writes, in the layout that `edge-agent package` and the local runner use:
     DIR/artifacts/aws.iot.lookoutvision.EdgeAgent/<version>/lookoutvision_edge_agent.zip
 
 The ZIP (Unarchive: ZIP) holds `protos/edge-agent.proto` (the guide's path under
-artifacts-unarchived), `install.py` (edge_agent.component.agent_install) and a wheelhouse: our
+artifacts-unarchived; a copy at its top too), `install.py` (edge_agent.component.agent_install) and a wheelhouse: our
 wheel plus `pip download --only-binary=:all: --platform manylinux_2_X_<arch> --python-version V
 --implementation cp` of its dependencies, one pinned set per Backend (see agent_install). The
 component version is the wheel's version: the project version, from the package metadata.
@@ -95,6 +95,9 @@ class AgentComponentRequest:
     glibc: str = DEFAULT_GLIBC
     pip_options: tuple[str, ...] = ()  # for pip download, e.g. ("--index-url", MIRROR)
     template: Path | None = None
+    add_to: Path | None = (
+        None  # an earlier build's recipe (other platform, same version): one recipe for both
+    )
 
 
 @dataclass
@@ -315,6 +318,24 @@ def render_recipe(template: dict, version: str, platform: Platform, artifact_uri
     return recipe
 
 
+def other_manifests(path: Path, version: str, platform: Platform) -> list[dict]:
+    """The manifests of an earlier build for the other platform(s), to publish one recipe for a mixed fleet."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"--add-to {path}: {exc}") from None
+    if earlier.get("ComponentName") != COMPONENT or earlier.get("ComponentVersion") != version:
+        raise InvalidInputError(
+            f"--add-to {path} is {earlier.get('ComponentName')} {earlier.get('ComponentVersion')}, "
+            f"not {COMPONENT} {version}: build both platforms from the same wheel"
+        )
+    return [
+        m
+        for m in earlier.get("Manifests", [])
+        if m.get("Platform", {}).get("architecture") != platform.architecture
+    ]
+
+
 def artifact_uri(bucket: str, prefix: str, version: str, platform: Platform) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket) or bucket == "your-bucket":
         raise InvalidInputError(f"--bucket {bucket!r} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
@@ -360,6 +381,7 @@ def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
         shutil.copy2(wheel.path, wheels / wheel.path.name)
         (stage / "protos").mkdir()
         shutil.copy2(data_file(PROTO), stage / PROTO_IN_ZIP)
+        shutil.copy2(data_file(PROTO), stage / PROTO.name)  # the guide also names the folder itself
         shutil.copy2(
             Path(__file__).resolve().parents[1] / "component" / "agent_install.py", stage / "install.py"
         )
@@ -381,7 +403,11 @@ def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
                     top = sets[name]
                 folder = scratch / "download" / tag / name
                 folder.mkdir(parents=True)
-                files = pip_download(top, folder, python, platform, request.glibc, request.pip_options)
+                files = (
+                    pip_download(top, folder, python, platform, request.glibc, request.pip_options)
+                    if top
+                    else []
+                )
                 names = {canonicalize_name(pin_of(f.name).split("==")[0]) for f in files}
                 if {"onnxruntime", "onnxruntime-gpu"} <= names:
                     raise AgentBuildError(
@@ -412,6 +438,11 @@ def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
         _write_zip(stage, archive)
     uri = artifact_uri(request.bucket, request.prefix, wheel.version, platform)
     recipe = render_recipe(template, wheel.version, platform, uri)
+    if request.add_to is not None:
+        recipe["Manifests"] = [
+            *other_manifests(request.add_to, wheel.version, platform),
+            *recipe["Manifests"],
+        ]
     recipes = request.output / "recipes"
     recipes.mkdir(parents=True, exist_ok=True)
     recipe_path = recipes / f"{COMPONENT}-{wheel.version}.json"

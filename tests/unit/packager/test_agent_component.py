@@ -136,6 +136,7 @@ def test_build_writes_recipe_and_zip_with_proto_installer_and_pinned_sets(
     with zipfile.ZipFile(built.archive) as archive:
         names = set(archive.namelist())
         assert archive.read("protos/edge-agent.proto") == (REPO / "proto/edge-agent.proto").read_bytes()
+        assert archive.read("edge-agent.proto") == archive.read("protos/edge-agent.proto")
         assert archive.read("install.py") == Path(agent_install.__file__).read_bytes()
         manifest = json.loads(archive.read("wheelhouse/wheelhouse.json"))
         cpu = archive.read("wheelhouse/cp38/cpu.txt").decode().split()
@@ -187,12 +188,24 @@ def test_build_refuses_what_cannot_work(tmp_path: Path, index: Path, agent_wheel
     assert not (tmp_path / "out/recipes").exists()  # nothing half-written
 
 
-def test_aarch64_build_for_jetson(tmp_path: Path, index: Path, agent_wheel: Path) -> None:
-    built = build_agent_component(_request(tmp_path, index, agent_wheel, platform="aarch64"))
-    recipe = load_recipe(built.recipe_path)
-    (manifest,) = recipe.raw["Manifests"]
-    assert manifest["Platform"] == {"os": "linux", "architecture": "aarch64"}
-    assert "/linux-aarch64/lookoutvision_edge_agent.zip" in manifest["Artifacts"][0]["URI"]
+def test_aarch64_build_for_jetson_joins_the_x86_build_in_one_recipe(
+    tmp_path: Path, index: Path, agent_wheel: Path
+) -> None:
+    x86 = build_agent_component(_request(tmp_path / "x86", index, agent_wheel))
+    arm = build_agent_component(
+        _request(tmp_path / "arm", index, agent_wheel, platform="aarch64", add_to=x86.recipe_path)
+    )
+    recipe = load_recipe(arm.recipe_path)
+    for arch, platform in (("amd64", "linux-x86_64"), ("aarch64", "linux-aarch64")):
+        _, _, (artifact,) = recipe.select({"os": "linux", "architecture": arch})
+        assert artifact.uri.endswith(f"/1.4.0/{platform}/lookoutvision_edge_agent.zip")
+    with zipfile.ZipFile(arm.archive) as archive:
+        assert json.loads(archive.read("wheelhouse/wheelhouse.json"))["platform"] == "linux-aarch64"
+    other = make_wheel(tmp_path / "other", "anomaly-edge-agent", "1.5.0")
+    with pytest.raises(InvalidInputError, match="build both platforms from the same wheel"):
+        build_agent_component(
+            _request(tmp_path / "bad", index, other, platform="aarch64", add_to=x86.recipe_path)
+        )
 
 
 @pytest.fixture
