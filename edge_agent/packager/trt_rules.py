@@ -200,11 +200,14 @@ class Problem:
 
 def check_model(model: onnx.ModelProto) -> list[Problem]:
     """Every rule broken by `model`; empty when TensorRT 8.5 and 10.x should both parse it."""
-    onnx.checker.check_model(model, full_check=True)
-    inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    problems: list[Problem] = _check_opset(model)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return [*problems, Problem("graph", "onnx checker", first)]
     graph = inferred.graph
-    problems: list[Problem] = []
-    problems += _check_opset(inferred)
     types = _value_types(graph)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     producer: dict[str, onnx.NodeProto] = {}

@@ -52,6 +52,9 @@ MIN_VERSION = (8, 5)
 MAX_VERSION = (11, 0)  # exclusive: TensorRT 11 removed BuilderFlag.FP16 and platform_has_fast_fp16
 PRECISIONS = ("fp16", "fp32")
 FP16_TOLERANCE = Tolerance()
+# Diagnostics and benchmarks only (bench/gpu.py): "fp16" or "fp32" skips the check and serves that
+# precision; unset or "auto" is the checked choice.
+PRECISION_ENV = "EDGE_AGENT_TRT_PRECISION"
 # Compute capabilities with fast FP16 arithmetic (Pascal consumer parts, sm_61, lack it).
 _FAST_FP16 = {(5, 3), (6, 0), (6, 2)}
 
@@ -101,6 +104,19 @@ def timing_cache_path(cache_dir: Path, gpu_code: str, trt_version: str) -> Path:
 
 def decision_path(cache_dir: Path, graph: Path, gpu_code: str, trt_version: str) -> Path:
     return cache_dir / engine_key(gpu_code, trt_version) / f"{graph_digest(graph)}.precision.json"
+
+
+def _tensorrt() -> Any:
+    try:
+        import tensorrt as trt  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ModelFailedError(
+            f"the tensorrt backend needs TensorRT's Python bindings ({exc}): on Jetson they come with "
+            "JetPack 5.1 (python3-libnvinfer, system Python 3.8: create the venv with "
+            "--system-site-packages); on x86 pip install 'anomaly-edge-agent[tensorrt]'. See docs/gpu.md"
+        ) from None
+    check_version(trt.__version__)
+    return trt
 
 
 # CUDA runtime ------------------------------------------------------------------------------------
@@ -188,9 +204,7 @@ def build_engine(
     `input_shape` (the manifest's [H, W, 3]) sets one optimisation profile when the graph's input
     has run-time dimensions; our graphs are static and need none. The timing cache is read before
     and written after the build, so a rebuild (other precision, new model version) is faster."""
-    import tensorrt as trt  # type: ignore[import-not-found]
-
-    check_version(trt.__version__)
+    trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt))
@@ -350,9 +364,7 @@ class TensorRTRuntime:
     """The model's engine at the precision that passed the check, built on first start if needed."""
 
     def __init__(self, graph: Path, options: RuntimeOptions) -> None:
-        import tensorrt as trt  # type: ignore[import-not-found]
-
-        check_version(trt.__version__)
+        trt = _tensorrt()
         self.backend = "tensorrt"
         self._trt = trt
         self._graph = graph
@@ -391,6 +403,11 @@ class TensorRTRuntime:
 
     # precision choice -------------------------------------------------------------------------
     def _open_engine(self, fast_fp16: bool) -> tuple[str, str, Engine]:
+        forced = os.environ.get(PRECISION_ENV, "auto").strip().lower()
+        if forced in PRECISIONS:
+            return forced, f"forced by {PRECISION_ENV}={forced} (no check)", self._build(forced)
+        if forced != "auto":
+            raise ModelFailedError(f"{PRECISION_ENV}={forced!r}: use fp16, fp32 or auto")
         decision = self._saved_decision()
         if decision is not None:
             precision, reason = decision

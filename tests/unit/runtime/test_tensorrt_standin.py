@@ -162,7 +162,8 @@ def test_every_thread_that_runs_the_engine_selects_its_gpu(
         for thread in threads:
             thread.join()
         assert results == [[1.0]] * 4
-        assert len(knobs.runs_by_thread) >= 4  # the warm-up check thread plus the four request threads
+        assert sum(knobs.runs_by_thread.values()) == 6 + 4  # the FP16 check's 6 samples, then 4 requests
+        assert len(knobs.runs_by_thread) >= 2  # threads other than the one that opened the engine ran it
         # Without the per-thread selection the stand-in, like CUDA, runs on the wrong device and fails:
         monkeypatch.setattr(backend.Cuda, "use_device", lambda self: None)
         results.clear()
@@ -258,3 +259,16 @@ def test_describe_model_says_the_engine_is_building_while_start_model_waits(
 def test_manifest_shapes_match_the_contract(seg_package):
     shapes = backend.output_shapes(load(seg_package.directory).manifest)
     assert shapes == {"anomaly_score": (1,), "anomaly_mask": (96, 128, 3), "label_areas": (3,)}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_the_benchmark_override_serves_one_precision_without_the_check(
+    monkeypatch, tmp_path, knobs, seg_package, precision
+):
+    install(monkeypatch, "10.3.0.26", knobs)
+    monkeypatch.setenv(backend.PRECISION_ENV, precision)
+    knobs.fp16_score_offset = 0.6  # would fail the check: the override does not run it
+    runtime = open_runtime("tensorrt", seg_package.graph_path, RuntimeOptions(cache_dir=tmp_path))
+    runtime.close()
+    assert runtime.precision == precision and knobs.builds == [precision]
+    assert not list(tmp_path.rglob("*.precision.json"))  # an override is not remembered as the decision
