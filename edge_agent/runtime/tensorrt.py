@@ -237,9 +237,18 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ModelFailedError(f"TensorRT could not build an engine for {graph} (see the agent's log)")
-    _write_atomic(destination, bytes(serialized))
+    try:
+        _write_atomic(destination, bytes(serialized))
+    except OSError as exc:
+        raise ModelFailedError(
+            f"cannot write the TensorRT engine to {destination}: {exc.strerror}; start the agent with a "
+            "writable --engine-cache folder"
+        ) from None
     if cache is not None and timing_cache is not None:
-        _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        try:
+            _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        except OSError as exc:  # the engine is built: a lost timing cache only slows the next build
+            log.warning("op=timing_cache path=%s error=%s", timing_cache, exc.strerror)
     log.info(
         "op=build_engine graph=%s engine=%s precision=%s seconds=%.1f",
         graph,
@@ -483,7 +492,7 @@ class TensorRTRuntime:
 
         images = package_samples(self._graph.parent, self.manifest.height, self.manifest.width)
         self._progress(f"checking the TensorRT engine against the CPU session on {len(images)} sample images")
-        reference = open_cpu(self._graph, RuntimeOptions(intra_op_threads=1))
+        reference = open_cpu(self._graph, RuntimeOptions())
         try:
             return compare(reference.run, engine.run, images, self.manifest.threshold)
         finally:

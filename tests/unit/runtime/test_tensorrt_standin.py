@@ -272,3 +272,11 @@ def test_the_benchmark_override_serves_one_precision_without_the_check(
     runtime.close()
     assert runtime.precision == precision and knobs.builds == [precision]
     assert not list(tmp_path.rglob("*.precision.json"))  # an override is not remembered as the decision
+
+
+def test_an_unwritable_engine_cache_fails_the_start_with_the_fix(monkeypatch, tmp_path, knobs, seg_package):
+    install(monkeypatch, "10.3.0.26", knobs)
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelFailedError, match="writable --engine-cache"):
+        open_runtime("tensorrt", seg_package.graph_path, RuntimeOptions(cache_dir=blocker))

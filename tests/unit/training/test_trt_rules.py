@@ -163,3 +163,27 @@ def test_masks_scores_and_areas_are_what_the_uint8_graph_gave(segmentation_model
         agreement = float((mask == old_mask).all(axis=-1).mean())
         assert agreement >= 0.998, agreement  # the export's own parity bound (threshold-boundary pixels)
         assert score == pytest.approx(old_score, abs=1e-5)
+
+
+def test_the_trained_graph_runs_on_the_tensorrt_stand_in_like_the_cpu(
+    segmentation_model: TrainResult, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """No GPU here: the stand-in TensorRT 8.5 (tests/unit/runtime/standins.py) parses the trained graph
+    with the rules above and runs it with ONNX Runtime CPU; the backend's FP16 check passes on it."""
+    from edge_agent.runtime import RuntimeOptions, open_runtime
+    from tests.unit.runtime.standins import Knobs, install
+
+    install(monkeypatch, "8.5.2.2", Knobs())
+    package = segmentation_model.package
+    runtime = open_runtime("tensorrt", package.graph_path, RuntimeOptions(cache_dir=tmp_path))
+    cpu = open_runtime("cpu", package.graph_path, RuntimeOptions())
+    try:
+        assert runtime.precision == "fp16", runtime.reason
+        for record in segmentation_model.evaluation.images[:4]:
+            image = read_rgb(record.sample.image)
+            got, want = runtime.run(image), cpu.run(image)
+            assert np.array_equal(got["anomaly_mask"], want["anomaly_mask"])
+            assert got["anomaly_score"] == pytest.approx(want["anomaly_score"], abs=1e-3)
+    finally:
+        runtime.close()
+        cpu.close()
