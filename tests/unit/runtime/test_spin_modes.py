@@ -19,4 +19,3 @@ def test_each_spin_mode_sets_its_session_entries(tmp_path, mode):
             assert options.get_session_config_entry(key) == value
     finally:
         runtime.close()
-
