@@ -156,7 +156,6 @@ def upgrade_python() -> DevicePython:
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-@pytest.mark.xfail(strict=True, reason="registry in-place upgrade: lead's fix pending")
 def test_model_component_upgraded_in_place_serves_the_new_model(
     upgrade_python: DevicePython,
     build_component,
