@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ def model_v1(trained_model: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     return package_model(trained_model["model"], "1.0.0", tmp_path_factory.mktemp("model-v1") / "out")
 
 
-def client_store(root: Path) -> Path:
+def client_store(root: Path, agent: BuiltComponent, python: DevicePython) -> Path:
     """The sample client's recipe (depending on our model) and artifacts: script and stubs."""
     recipes, artifacts = root / "recipes", root / "artifacts" / CLIENT / "1.0.0"
     recipes.mkdir(parents=True)
@@ -199,12 +200,38 @@ def client_store(root: Path) -> Path:
     dependencies[MODEL] = dependencies.pop("com.example.AnomalyModel")
     (recipes / f"{CLIENT}-1.0.0.json").write_text(json.dumps(raw, indent=2))
     shutil.copy(REPO / "greengrass/client/edge_agent_example.py", artifacts)
-    write_client_stubs(artifacts)
+    write_client_stubs(artifacts, device_protobuf(agent, python), root / "protoc")
     return root
 
 
-def write_client_stubs(folder: Path) -> None:
-    """edge_agent_pb2*.py for the client, as the guide tells users (grpc_tools.protoc on the proto)."""
+def device_protobuf(agent: BuiltComponent, python: DevicePython) -> str:
+    """The protobuf pin the client gets from the agent's wheelhouse for that Python."""
+    tag = "cp" + python.version.replace(".", "")
+    with zipfile.ZipFile(agent.archive) as archive:
+        pins = archive.read(f"wheelhouse/{tag}/client.txt").decode().split()
+    (pin,) = [p for p in pins if p.startswith("protobuf==")]
+    return pin
+
+
+def write_client_stubs(folder: Path, protobuf: str, tools: Path) -> None:
+    """edge_agent_pb2*.py as docs/greengrass.md says: protoc of the grpcio-tools that goes with the
+    device's protobuf (newer gencode refuses an older runtime), installed beside this interpreter."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--target",
+            str(tools),
+            "grpcio-tools",
+            protobuf,
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [
             sys.executable,
@@ -217,6 +244,7 @@ def write_client_stubs(folder: Path) -> None:
             str(REPO / "proto/edge-agent.proto"),
         ],
         check=True,
+        env={**os.environ, "PYTHONPATH": str(tools)},
     )
 
 

@@ -58,7 +58,9 @@ def _deploy(
 ) -> Deployment:
     agent = build_component(python)
     deployment = Deployment(
-        root, [agent.recipe_path.parents[1], model_store, client_store(tmp_path / "client")], python
+        root,
+        [agent.recipe_path.parents[1], model_store, client_store(tmp_path / "client", agent, python)],
+        python,
     )
     deployment.run(AGENT, f"{MODEL}=1.0.0", CLIENT, merges=deployment.merges(images))
     return deployment
