@@ -164,7 +164,6 @@ def upgrade_python() -> DevicePython:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason="registry in-place upgrade: lead's fix pending")
 def test_model_component_upgraded_in_place_serves_the_new_model(
     upgrade_python: DevicePython,
     build_component,
@@ -193,7 +192,11 @@ def test_model_component_upgraded_in_place_serves_the_new_model(
         with EdgeAgentClient(deployment.socket) as client:
             client.wait_for(MODEL, "RUNNING", timeout_s=WAIT_S)
             assert client.detect(MODEL, image).anomaly_score == pytest.approx(expected["1.0.0"], abs=1e-5)
-            deployment.run(f"{MODEL}=1.0.1")
+            # the deployment revision carries the model's configuration again (Autostart), as a
+            # create-deployment document does
+            deployment.run(
+                f"{MODEL}=1.0.1", merges={MODEL: deployment.merges(trained_model["images"])[MODEL]}
+            )
             kernel = deployment.kernel
             assert [row["version"] for row in kernel.list() if row["name"] == MODEL] == ["1.0.1"]
             # The runner did its part: the same models-folder entry now holds version 1.0.1's files.
@@ -212,7 +215,13 @@ def test_model_component_upgraded_in_place_serves_the_new_model(
             deadline = time.monotonic() + 30.0
             while not new_model_answers() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            answered = client.detect(MODEL, image).anomaly_score
+            try:
+                answered = client.detect(MODEL, image).anomaly_score
+            except grpc.RpcError as exc:
+                logs = {name: kernel.log_path(name).read_text()[-2000:] for name in (AGENT, MODEL)}
+                raise AssertionError(
+                    f"after the upgrade: {exc.code().name} {exc.details()}; logs: {logs}"
+                ) from None
             assert answered == pytest.approx(expected["1.0.1"], abs=1e-5), (
                 f"after the upgrade the agent answers {answered} (old model: {expected['1.0.0']}, "
                 f"new model: {expected['1.0.1']})"
