@@ -20,7 +20,7 @@ from edge_agent.cli import main as cli_main
 from edge_agent.component import agent_install
 from edge_agent.errors import InvalidInputError
 from edge_agent.greengrass_runner.recipe import load_recipe, parse_recipe
-from edge_agent.greengrass_runner.semver import satisfies
+from edge_agent.greengrass_runner.versions import satisfies
 from edge_agent.packager.agent_component import (
     COMPONENT,
     PLATFORMS,
