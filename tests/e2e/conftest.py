@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -257,7 +258,11 @@ class Deployment:
         self.python = python
         self.socket = f"unix://{root}/agent.sock"
         self.netns = network_namespace()
-        self.kernel = Kernel(root, ComponentStore(recipe_dirs=[s / "recipes" for s in stores]))
+        self.kernel = Kernel(
+            root,
+            ComponentStore(recipe_dirs=[s / "recipes" for s in stores]),
+            run_as=pwd.getpwuid(os.geteuid()).pw_name,
+        )
 
     def run(self, *components: str, merges: dict[str, dict] | None = None) -> str:
         command = [*self.netns, sys.executable, "-m", "edge_agent", "component", "run", *components]
@@ -269,8 +274,11 @@ class Deployment:
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "PIP_NO_INDEX": "1",  # belt and braces where unshare is not available
-            "PIP_INDEX_URL": UNREACHABLE_INDEX,
+            # The runner gives steps a clean environment (as the nucleus does), so no PIP_* variable
+            # reaches them: the unreachable index goes in through PipInstallOptions (see merges()).
+            # Steps run as this user, not ggc_user: the device Python under test (pyenv's, in /root) is
+            # only reachable by it. tests/unit/greengrass_runner/test_run_as.py covers the user switch.
+            "EDGE_AGENT_RUNNER_USER": pwd.getpwuid(os.geteuid()).pw_name,
         }
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         logs = "\n".join(
@@ -286,6 +294,9 @@ class Deployment:
                 "Socket": self.socket,
                 "SocketGroup": "",
                 "PythonCommand": self.python.executable,
+                # where unshare is not available: any index pip might try answers nothing (install.py
+                # passes --no-index anyway)
+                "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
                 "ExtraServeArguments": "--poll-interval 0.2",
             },
             MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60"},
@@ -294,6 +305,7 @@ class Deployment:
                 "Socket": self.socket,
                 "ImagesDirectory": str(images),
                 "PythonCommand": self.python.executable,
+                "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
             },
         }
 
