@@ -26,7 +26,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,8 @@ from edge_agent.runtime import RuntimeOptions, open_runtime
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
+# Called as listener(model component, status) after each state change; status None: removed.
+StateListener = Callable[[str, "int | None"], None]
 MEMORY_SAFETY_MARGIN_BYTES = 256 * MIB
 
 
@@ -190,6 +192,7 @@ class ModelRegistry:
         self._sync_lock = threading.Lock()
         self._admission_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._listeners: list[StateListener] = []
         for name, directory in (static_models or {}).items():
             self._entries[name] = _Entry(name, Path(directory), static=True)
             log.info("event=model_added model=%s source=static dir=%s", name, directory)
@@ -236,6 +239,7 @@ class ModelRegistry:
                 if name not in self._entries:
                     self._entries[name] = _Entry(name, path, static=False)
                     log.info("event=model_added model=%s source=models_dir dir=%s", name, path)
+                    self._notify(name, STOPPED)
             for name, entry in list(self._entries.items()):
                 if not entry.static and name not in found:
                     del self._entries[name]
@@ -248,6 +252,7 @@ class ModelRegistry:
             entry.removed = True
         self._cancel(entry)
         log.info("event=model_removed model=%s", entry.name)
+        self._notify(entry.name, None)
 
     def _cancel(self, entry: _Entry) -> None:
         """Discard a load in progress and stop the model if it runs."""
@@ -270,6 +275,28 @@ class ModelRegistry:
                 f"no model component named {name!r} on this agent; ListModels shows the deployed ones"
             )
         return entry
+
+    # observers (health, metrics) ---------------------------------------------------------------
+    def add_listener(self, listener: StateListener) -> None:
+        """Call `listener` after every state change, from the thread that made it; it must not block."""
+        self._listeners.append(listener)
+
+    def _notify(self, name: str, status: int | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(name, status)
+            except Exception:
+                log.exception("event=state_listener_error model=%s", name)
+
+    def model_directory(self, name: str) -> Path:
+        """The package directory of a known model component (for labels read from its manifest)."""
+        return self._get(name).directory
+
+    def in_flight(self) -> dict[str, int]:
+        """DetectAnomalies requests running or queued, per RUNNING model."""
+        with self._lock:
+            entries = list(self._entries.values())
+        return {e.name: e.gate.in_flight for e in entries if e.gate is not None}
 
     # queries ---------------------------------------------------------------------------------
     def list(self) -> list[ModelInfo]:
@@ -295,6 +322,7 @@ class ModelRegistry:
             entry.generation += 1
             generation = entry.generation
         log.info("event=model_starting model=%s", name)
+        self._notify(name, target)
         threading.Thread(
             target=self._load, args=(entry, generation), name=f"load-{name}", daemon=True
         ).start()
@@ -355,6 +383,7 @@ class ModelRegistry:
             entry.status = next_state(entry.name, entry.status, Event.LOADED)
             entry.message = f"running on {self.config.backend}; loaded in {elapsed_ms:.0f} ms"
         log.info("event=model_running model=%s load_ms=%.0f", entry.name, elapsed_ms)
+        self._notify(entry.name, RUNNING)
 
     def _open(self, entry: _Entry) -> tuple[Predictor, InferenceGate]:
         """Everything a load does that can fail: read, verify, open, warm up, allocate buffers."""
@@ -381,6 +410,7 @@ class ModelRegistry:
             entry.message = problem
             entry.memory_bytes = 0
         log.warning("event=model_failed model=%s reason=%r", entry.name, problem)
+        self._notify(entry.name, FAILED)
 
     def stop(self, name: str) -> int:
         """StopModel: synchronous; STOPPING is visible to concurrent DescribeModel calls."""
@@ -392,6 +422,7 @@ class ModelRegistry:
             entry.message = "stopping: finishing requests in progress"
             predictor, gate = entry.predictor, entry.gate
         log.info("event=model_stopping model=%s", entry.name)
+        self._notify(entry.name, STOPPING)
         if gate is not None:
             gate.close()
             if not gate.drain(self.config.drain_timeout_s):
@@ -403,6 +434,7 @@ class ModelRegistry:
             status = entry.status = next_state(entry.name, entry.status, Event.STOPPED)
             entry.message = ""
         log.info("event=model_stopped model=%s", entry.name)
+        self._notify(entry.name, status)
         return status  # STOPPED, even if a StartModel follows at once
 
     # inference -------------------------------------------------------------------------------
