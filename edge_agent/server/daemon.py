@@ -117,7 +117,10 @@ class Daemon:
         self._service: EdgeAgentService | None = None
         self._socket_inode: tuple[int, int] | None = None
         self.observability = Observability(
-            config.observability, self.registry, self.segments, lambda: getattr(self._service, "_detect_calls", 0)
+            config.observability,
+            self.registry,
+            self.segments,
+            lambda: getattr(self._service, "_detect_calls", 0),
         )
 
     async def start(self) -> None:

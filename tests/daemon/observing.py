@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import AgentProcess  # noqa: F401 (type of the agent fixtures)
+from tests.conftest import AgentProcess
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -111,14 +111,16 @@ def test_counters_move_exactly_as_calls_are_made(start_agent, packages):
     assert slowest == heavy_ok
     # Per RPC and code, frames by transport, model state; the unknown model has no series of its own.
     assert value(m, "edge_agent_grpc_requests_total", method="DetectAnomalies", code="NOT_FOUND") == 1
-    assert value(m, "edge_agent_grpc_requests_total", method="DetectAnomalies", code="RESOURCE_EXHAUSTED") == (
-        k_throttled
-    )
+    assert value(
+        m, "edge_agent_grpc_requests_total", method="DetectAnomalies", code="RESOURCE_EXHAUSTED"
+    ) == (k_throttled)
     assert value(m, "edge_agent_grpc_requests_total", method="StopModel", code="OK") == 1
     assert value(m, "edge_agent_frames_total", model_component="seg", transport="inline") == (
         n_normal + n_invalid + n_not_running
     )
-    shm_frames = value(m, "edge_agent_frames_total", model_component="seg", transport="shared_memory_in_place")
+    shm_frames = value(
+        m, "edge_agent_frames_total", model_component="seg", transport="shared_memory_in_place"
+    )
     shm_frames += value(m, "edge_agent_frames_total", model_component="seg", transport="shared_memory_copied")
     assert shm_frames == n_anomalous
     assert not [k for k in m if dict(k[1]).get("model_component") == "unknown-model"]
@@ -226,7 +228,9 @@ def test_metrics_endpoint_binds_only_where_told(start_agent):
 )
 def test_metrics_endpoint_refuses_non_loopback_addresses(tmp_path, address, message):
     command = [sys.executable, "-m", "edge_agent", "serve", "--socket", f"unix://{tmp_path}/a.sock"]
-    done = subprocess.run([*command, "--metrics-address", address], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*command, "--metrics-address", address], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "a.sock").exists()
 
