@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -82,6 +83,9 @@ class AgentMetrics:
         fallback_copies: Callable[[], int],
         detect_calls: Callable[[], int],
     ) -> None:
+        # No `_created` samples: they double the text and no dashboard here reads them (process-wide
+        # in prometheus_client; the agent is the only user in its process).
+        getattr(prometheus_client, "disable_created_metrics", lambda: None)()
         self.registry = CollectorRegistry(auto_describe=False)
         self._model_directory = model_directory
         self._lock = threading.Lock()

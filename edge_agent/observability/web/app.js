@@ -82,8 +82,8 @@ function drawChart(node, model) {
     ],
     series: [
       {},
-      { label: "processed", stroke: "#58a6ff", fill: "rgba(88,166,255,.15)", width: 1.5, paths: uPlot.paths.bars({ size: [0.7, 40] }) },
-      { label: "anomalous", stroke: "#f85149", fill: "rgba(248,81,73,.35)", width: 1.5, paths: uPlot.paths.bars({ size: [0.4, 20] }) },
+      { label: "processed", stroke: "#58a6ff", fill: "rgba(88,166,255,.15)", width: 1.5, paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false } },
+      { label: "anomalous", stroke: "#f85149", fill: "rgba(248,81,73,.35)", width: 1.5, paths: uPlot.paths.bars({ size: [0.4, 20] }), points: { show: false } },
       { label: "anomaly %", scale: "pct", stroke: "#f0883e", width: 2, spanGaps: false, points: { size: 5 } },
     ],
   };
