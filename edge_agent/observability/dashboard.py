@@ -24,7 +24,7 @@ from edge_agent.lifecycle import status_name
 from edge_agent.observability.frames import FrameRing
 from edge_agent.observability.http_server import Reply, Request, not_found
 from edge_agent.observability.metrics import AgentMetrics
-from edge_agent.observability.store import WINDOWS, StatsStore
+from edge_agent.observability.store import WINDOWS, StatsStore, WindowSummary
 
 WEB = Path(__file__).resolve().parent / "web"  # installed as package data
 STATIC = {
@@ -97,7 +97,10 @@ class DashboardRoutes:
     def summary(self, window: str) -> dict[str, Any]:
         states = {info.name: info for info in self._model_states()}
         totals = self._metrics.totals()
-        windows = {w.model_component: w for w in self._store.window(window)}
+        windows: dict[str, WindowSummary] = {}
+        for found in self._store.window(window):  # one model component may have run several versions
+            seen = windows.get(found.model_component)
+            windows[found.model_component] = found if seen is None else _merged(seen, found)
         models = []
         for name in sorted(set(states) | set(totals) | set(windows)):
             info = states.get(name)
@@ -160,6 +163,16 @@ class DashboardRoutes:
             body = self._static[relative] = WEB.joinpath(relative).read_bytes()
         headers = {"Content-Security-Policy": CSP} if content_type.startswith("text/html") else {}
         return Reply(200, body, content_type, headers)
+
+
+def _merged(a: WindowSummary, b: WindowSummary) -> WindowSummary:
+    """Two package versions of one model component, as one window (b is the later version)."""
+    totals = {key: a.totals.get(key, 0) + b.totals.get(key, 0) for key in a.totals}
+    series = [  # the same window, so the same buckets
+        (start, processed + b.series[i][1], anomalous + b.series[i][2])
+        for i, (start, processed, anomalous) in enumerate(a.series)
+    ]
+    return WindowSummary(b.model_component, b.project, b.model_version, totals, series)
 
 
 def _json(obj: Any) -> Reply:

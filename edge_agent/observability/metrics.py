@@ -30,24 +30,6 @@ TIME_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 
 RECENT_LATENCIES = 1024  # per model, for the dashboard's exact p50/p99 over the last calls
 
 
-class CloudWatchMetric(NamedTuple):
-    cloudwatch: str  # name in namespace AWS/LookoutVision
-    prometheus: str  # sample name on /metrics
-    unit: str  # CloudWatch unit
-
-
-# The documented mapping (docs/observability.md): what the publisher sends, and from which series.
-CLOUDWATCH: tuple[CloudWatchMetric, ...] = (
-    CloudWatchMetric("DetectedAnomalyCount", "lookoutvision_detected_anomaly_count_total", "Count"),
-    CloudWatchMetric("ProcessedImageCount", "lookoutvision_processed_image_count_total", "Count"),
-    CloudWatchMetric("InvalidImageCount", "lookoutvision_invalid_image_count_total", "Count"),
-    CloudWatchMetric("SuccessfulRequestCount", "lookoutvision_successful_request_count_total", "Count"),
-    CloudWatchMetric("ErrorCount", "lookoutvision_error_count_total", "Count"),
-    CloudWatchMetric("ThrottledCount", "lookoutvision_throttled_count_total", "Count"),
-    CloudWatchMetric("Time", "lookoutvision_time_seconds", "Milliseconds"),
-)
-
-
 class Outcome(NamedTuple):
     """How one DetectAnomalies call ended, as the counters see it."""
 
