@@ -49,7 +49,7 @@ class OrtRuntime:
         if session is None:
             raise ModelStoppedError("the model was stopped before this request ran; start it again")
         values = session.run(self.output_names, {INPUT_IMAGE: image})
-        return dict(zip(self.output_names, values, strict=True))
+        return dict(zip(self.output_names, values))
 
     def close(self) -> None:
         with self._lock:

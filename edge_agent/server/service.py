@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,8 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
-        self._detect_pool.shutdown(wait=True, cancel_futures=True)
-        self._control_pool.shutdown(wait=True, cancel_futures=True)
+        _shutdown_cancelling(self._detect_pool)
+        _shutdown_cancelling(self._control_pool)
 
     async def _control(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._control_pool, fn)
@@ -77,10 +78,8 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
 
     def _detect(self, request: pb.DetectAnomaliesRequest) -> pb.DetectAnomaliesResponse:
         call = wire.decode_detect(request)
-        with (
-            self.registry.inference(call.model_component, call.width, call.height) as slot,
-            self._pixels(call, slot) as image,
-        ):
+        admit = self.registry.inference(call.model_component, call.width, call.height)
+        with admit as slot, self._pixels(call, slot) as image:
             detection = slot.predictor.predict(image)
         handle_out = self._write_mask(call, request, detection)
         log.debug(
@@ -158,6 +157,15 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         # never take the threads of List/Describe.
         status = await asyncio.get_running_loop().run_in_executor(None, self.registry.stop, name)
         return pb.StopModelResponse(status=status)
+
+
+def _shutdown_cancelling(pool: ThreadPoolExecutor) -> None:
+    """Cancel jobs not yet started, wait for running ones. Python 3.8 has no `cancel_futures`: there
+    queued jobs run, and end at once, because the daemon closes the service after every model stopped."""
+    if sys.version_info >= (3, 9):
+        pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        pool.shutdown(wait=True)
 
 
 class Undecodable:

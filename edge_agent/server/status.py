@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
 
