@@ -56,8 +56,6 @@ from edge_agent.runtime import RuntimeOptions, open_runtime
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
-# Called as listener(model component, status) after each state change; status None: removed.
-StateListener = Callable[[str, "int | None"], None]
 MEMORY_SAFETY_MARGIN_BYTES = 256 * MIB
 
 
@@ -198,7 +196,8 @@ class ModelRegistry:
         self._sync_lock = threading.Lock()
         self._admission_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._listeners: list[StateListener] = []
+        # listener(model component, status) after each state change; status None: removed
+        self._listeners: list[Callable[[str, int | None], None]] = []
         for name, directory in (static_models or {}).items():
             self._entries[name] = _Entry(name, Path(directory), static=True)
             log.info("event=model_added model=%s source=static dir=%s", name, directory)
@@ -275,6 +274,7 @@ class ModelRegistry:
             was_active = old.status in (STARTING, RUNNING)
         log.info("event=model_changed model=%s restart=%s", old.name, was_active)
         self._retire(old)
+        self._notify(fresh.name, STOPPED)  # the name is still deployed: known again, not running
         if not was_active:
             return
         try:
@@ -316,7 +316,7 @@ class ModelRegistry:
         return entry
 
     # observers (health, metrics) ---------------------------------------------------------------
-    def add_listener(self, listener: StateListener) -> None:
+    def add_listener(self, listener: Callable[[str, int | None], None]) -> None:
         """Call `listener` after every state change, from the thread that made it; it must not block."""
         self._listeners.append(listener)
 

@@ -30,7 +30,7 @@ class UnixAddress:
         return f"unix://{self.path}"
 
 
-ListenAddress = Union[TcpAddress, UnixAddress]  # noqa: UP007 (evaluated at run time on Python 3.8)
+ListenAddress = Union[TcpAddress, UnixAddress]  # evaluated at run time: no `X | Y` on Python 3.8
 
 
 def parse_address(option: str, value: str) -> ListenAddress:

@@ -48,9 +48,6 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Request], Reply]
-
-
 class _TcpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -65,7 +62,7 @@ class LocalHTTPServer:
         self,
         name: str,
         address: ListenAddress,
-        handler: Handler,
+        handler: Callable[[Request], Reply],
         max_body_bytes: int = 1 << 20,
         max_active: int = 8,
         group: str | None = None,

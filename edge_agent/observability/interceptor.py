@@ -21,8 +21,6 @@ from edge_agent.observability.metrics import AgentMetrics, Outcome
 log = logging.getLogger(__name__)
 SERVICE_PREFIX = "/AWS.LookoutVision.EdgeAgent/"
 DETECT = "DetectAnomalies"
-# Called with (model component, request, response) for anomalous results; may await (frame ring).
-AnomalyHook = Callable[[str, Any, Any], Awaitable[None]]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -30,12 +28,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         self,
         metrics: AgentMetrics,
         shared_memory_transport: Callable[[], str],
-        on_anomaly: AnomalyHook | None = None,
+        on_anomaly: Callable[[str, Any, Any], Awaitable[None]] | None = None,  # (name, request, response)
     ) -> None:
         self._metrics = metrics
         self._shm_transport = shared_memory_transport
         self._on_anomaly = on_anomaly
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._frames: dict[tuple[str, str], Any] = {}  # label children, resolved once
 
     async def intercept_service(
         self,
@@ -120,7 +119,10 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return None
         bitmap = request.bitmap
         transport = "inline" if bitmap.WhichOneof("data") != "shared_memory_handle" else self._shm_transport()
-        self._metrics.frames.labels(name, transport).inc()
+        child = self._frames.get((name, transport))
+        if child is None:
+            child = self._frames[(name, transport)] = self._metrics.frames.labels(name, transport)
+        child.inc()
         return name
 
 

@@ -77,7 +77,9 @@ def result_message(component: str, image_id: str, result: Any) -> dict[str, Any]
     }
 
 
-def detect_and_publish(stub: Any, ipc: Any, component: str, path: Path, topic: str, qos: str) -> dict[str, Any]:
+def detect_and_publish(
+    stub: Any, ipc: Any, component: str, path: Path, topic: str, qos: str
+) -> dict[str, Any]:
     """DetectAnomalies on one image file, then publish its result; returns the message."""
     with Image.open(path) as image:
         rgb = image.convert("RGB")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -319,3 +320,20 @@ def test_dashboard_history_survives_a_restart(start_agent, packages, tmp_path):
     assert model["since_start"]["processed_image_count"] == 0  # counters restart with the agent
     assert model["window"]["totals"]["processed"] == 3 and model["window"]["totals"]["anomalous"] == 2
     assert model["window"]["anomaly_ratio"] == pytest.approx(2 / 3)
+
+
+def test_health_follows_a_package_replaced_on_disk(start_agent, packages):
+    agent = start_agent()
+    directory = agent.add_model("cls", packages.classification)
+    agent.client.start_model("cls", wait=True)
+    wait_health(agent, model_service("cls"), SERVING)
+    manifest = directory / "manifest.json"
+    later = manifest.stat().st_mtime + 10
+    os.utime(manifest, (later, later))  # a redeployed package: same name, files changed
+    # The registry restarts a RUNNING model whose package changed; health ends SERVING again.
+    deadline = time.monotonic() + 60
+    while "event=model_changed model=cls" not in agent.log():
+        assert time.monotonic() < deadline, agent.log()
+        time.sleep(0.05)
+    agent.client.wait_for("cls", "RUNNING")
+    wait_health(agent, model_service("cls"), SERVING)
