@@ -31,6 +31,7 @@ if CHROMIUM is None or CHROMEDRIVER is None:
         allow_module_level=True,
     )
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -72,6 +73,18 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def wait(driver, timeout_s: float = 30.0) -> WebDriverWait:
+    """The page re-renders every 5 s: an element found just before may be replaced; look again."""
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def choose_window(driver, name: str) -> None:
+    """Click the window's button (as a person would) until the page shows it selected."""
+    selector = f'[data-window="{name}"]'
+    wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True)
+    wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("class") == "active")
+
+
 def page_fields(driver) -> dict[str, dict[str, str]]:
     """Every model card's fields as shown, read in one script run (the page re-renders every 5 s)."""
     return driver.execute_script(
@@ -104,7 +117,7 @@ def test_dashboard_shows_the_agents_counters(start_agent, packages, browser, tmp
     metrics = scrape(url)
 
     browser.get(url)
-    WebDriverWait(browser, 60).until(
+    wait(browser, 60).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, '[data-model="line-4-cls"] [data-field="chart"] canvas')
     )
     shown = page_fields(browser)
@@ -124,23 +137,16 @@ def test_dashboard_shows_the_agents_counters(start_agent, packages, browser, tmp
     assert browser.find_element(By.ID, "agent-state").text == "SERVING"
 
     # The anomalous frames, masks overlaid, are shown and load.
-    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-frame] img")) == 2)
+    wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-frame] img")) == 2)
     loaded = browser.execute_script(
         "return [...document.querySelectorAll('[data-frame] img')].map(i => i.complete && i.naturalWidth)"
     )
     assert all(width and width > 0 for width in loaded), loaded
 
     # Another window is one click away and reads the store.
-    browser.find_element(By.CSS_SELECTOR, '[data-window="6m"]').click()
-    WebDriverWait(browser, 30).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, '[data-window="6m"]').get_attribute("class") == "active"
-    )
-    WebDriverWait(browser, 30).until(lambda d: page_fields(d)["line-4-cls"]["window_processed"] == "5")
-
-    browser.find_element(By.CSS_SELECTOR, '[data-window="1d"]').click()
-    WebDriverWait(browser, 30).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, '[data-window="1d"]').get_attribute("class") == "active"
-    )
+    choose_window(browser, "6m")
+    wait(browser).until(lambda d: page_fields(d)["line-4-cls"]["window_processed"] == "5")
+    choose_window(browser, "1d")
     time.sleep(0.5)  # let the charts finish drawing before the picture (not an assertion)
     shots = Path(os.environ.get("EDGE_AGENT_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
