@@ -9,6 +9,7 @@ depths, frame mode) is read then, by a collector, and costs the hot path nothing
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from edge_agent.errors import AgentError
 from edge_agent.lifecycle import status_name
 from edge_agent.observability.labels import ModelLabels, read_labels
 from edge_agent.protocol.edge_agent_pb2 import FAILED, RUNNING, STARTING, STOPPED, STOPPING
@@ -176,6 +178,11 @@ class AgentMetrics:
         if status in (STARTING, None):
             with self._lock:
                 self._series.pop(name, None)
+        elif status == RUNNING:
+            # Read the labels now, on the registry's thread, so the first call does not read the
+            # manifest on the event loop.
+            with contextlib.suppress(AgentError):  # removed meanwhile: the next call finds out
+                self.series(name)
 
     # reading -------------------------------------------------------------------------------------
     def known_labels(self, name: str) -> ModelLabels | None:
