@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from edge_agent.imaging.shm import SegmentCache
+from edge_agent.protocol import edge_agent_pb2 as pb
 from edge_agent.server import wire
 
 THUMBNAIL_SIDE = 224
@@ -74,6 +75,8 @@ class FrameRing:
 
     def _thumbnail(self, name: str, request: Any, response: Any) -> Frame:
         call = wire.decode_detect(request)
+        if isinstance(response, (bytes, bytearray, memoryview)):  # the servicer's own serialization
+            response = pb.DetectAnomaliesResponse.FromString(bytes(response))
         image = self._pixels(call.pixels, call.image_bytes).reshape(call.height, call.width, 3)
         result = response.detect_anomaly_result
         step = max(1, -(-max(call.width, call.height) // THUMBNAIL_SIDE))

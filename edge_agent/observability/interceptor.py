@@ -17,6 +17,7 @@ import grpc
 
 from edge_agent.errors import AgentError
 from edge_agent.observability.metrics import AgentMetrics, Outcome
+from edge_agent.protocol import edge_agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 SERVICE_PREFIX = "/AWS.LookoutVision.EdgeAgent/"
@@ -96,7 +97,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 raise
             seconds = time.perf_counter() - started
             count("OK")
-            anomalous = response.detect_anomaly_result.is_anomalous
+            anomalous = is_anomalous(response)
             name = self._record(request, Outcome("OK", anomalous, seconds))
             if anomalous and name is not None and self._on_anomaly is not None:
                 try:
@@ -124,6 +125,25 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             child = self._frames[(name, transport)] = self._metrics.frames.labels(name, transport)
         child.inc()
         return name
+
+
+def is_anomalous(response: Any) -> bool:
+    """`is_anomalous` of a DetectAnomaliesResponse, also when the servicer answers with its bytes
+    (wire.encode_detection): those start with the result's key and length, then field 1
+    (is_anomalous, key 0x08) if it is true, as protobuf writes fields in order. Reads a few bytes,
+    never the mask."""
+    if not isinstance(response, (bytes, bytearray, memoryview)):
+        return bool(response.detect_anomaly_result.is_anomalous)
+    head = bytes(response[:12])
+    if not head:
+        return False  # an empty result: is_anomalous is false
+    if head[0] != 0x0A:  # not the layout above: parse it all (never seen from this agent)
+        return bool(pb.DetectAnomaliesResponse.FromString(bytes(response)).detect_anomaly_result.is_anomalous)
+    i = 1
+    while i < len(head) and head[i] & 0x80:  # the result's length
+        i += 1
+    i += 1
+    return i + 1 < len(head) and head[i] == 0x08 and head[i + 1] != 0
 
 
 class _AbortHook:
