@@ -224,10 +224,11 @@ def serve(config: ServeConfig) -> None:
 
 async def _serve(config: ServeConfig) -> None:
     daemon = Daemon(config)
-    await daemon.start()
     loop = asyncio.get_running_loop()
+    # Before start(): a SIGTERM that lands while the socket is being set up stops the agent cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, daemon, signum)
+    await daemon.start()
     try:
         await daemon.wait()
     finally:
