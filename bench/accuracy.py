@@ -80,12 +80,9 @@ def dataset_config(name: str, seed: int, workdir: Path) -> dict[str, Any]:
     anomalous = int(rest[1:]) if rest else 10
     root = workdir / f"data-{name}-{seed}"
     base = 1000 * (DATASETS.index(name) + 1) + 10 * seed
-    train = write_synthetic_dataset(
-        root, 30, anomalous, SYNTHETIC_SIZE, (), seed=base, prefix="train-", scene=scene  # type: ignore[arg-type]
-    )
-    test = write_synthetic_dataset(
-        root, 20, 20, SYNTHETIC_SIZE, (), seed=base + 1, prefix="test-", scene=scene  # type: ignore[arg-type]
-    )
+    common: dict[str, Any] = {"size": SYNTHETIC_SIZE, "labels": (), "scene": scene}
+    train = write_synthetic_dataset(root, 30, anomalous, seed=base, prefix="train-", **common)
+    test = write_synthetic_dataset(root, 20, 20, seed=base + 1, prefix="test-", **common)
     return {"dataset": train, "test_dataset": test, "check_minimums": False}
 
 
