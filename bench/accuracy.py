@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def latency_ms(package_dir: Path, images: list[np.ndarray], repeats: int = 3) ->
         predictor.close()
 
 
-def dataset_config(name: str, seed: int, workdir: Path) -> dict[str, Any]:
+def dataset_config(name: str, seed: int, workdir: Path, model: str = "") -> dict[str, Any]:
     """TrainConfig arguments of one benchmark dataset (synthetic sets are written under workdir)."""
     if name == "cookies-seg":
         return {"dataset": COOKIES / "train.manifest", "test_fraction": 0.37}
@@ -78,7 +79,7 @@ def dataset_config(name: str, seed: int, workdir: Path) -> dict[str, Any]:
 
     scene, _, rest = name.partition("-cls")
     anomalous = int(rest[1:]) if rest else 10
-    root = workdir / f"data-{name}-{seed}"
+    root = workdir / f"data-{name}-{seed}-{model}"
     base = 1000 * (DATASETS.index(name) + 1) + 10 * seed
     common: dict[str, Any] = {"size": SYNTHETIC_SIZE, "labels": (), "scene": scene}
     train = write_synthetic_dataset(root, 30, anomalous, seed=base, prefix="train-", **common)
@@ -98,7 +99,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         seed=spec["seed"],
         progress=False,
         fit=dataclasses.replace(FitSettings(), supervised=spec["model"] != "no-head"),
-        **dataset_config(spec["dataset"], spec["seed"], workdir),
+        **dataset_config(spec["dataset"], spec["seed"], workdir, spec["model"]),
     )
     result = train(config)
     summary = result.evaluation
@@ -123,6 +124,19 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _child(spec: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--run-one", json.dumps(spec)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    print(row, file=sys.stderr, flush=True)
+    return row
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     keys = [k for k in rows[0] if k != "algorithm"] + ["algorithm"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -141,27 +155,22 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only-head", action="store_true", help="skip the plain memory-bank rows")
     parser.add_argument("--no-head", action="store_true", help="only the plain memory-bank rows")
+    parser.add_argument("--jobs", type=int, default=1, help="trainings at a time (default 1: timings)")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)  # JSON spec: the child's job
     args = parser.parse_args()
     if args.run_one:
         print(json.dumps(run_one(json.loads(args.run_one))), flush=True)
         return 0
     models = ["no-head"] if args.no_head else ["default"] if args.only_head else ["default", "no-head"]
-    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
-        for dataset in args.datasets:
-            for seed in args.seeds:
-                for model in models:
-                    spec = {"dataset": dataset, "seed": seed, "model": model, "workdir": tmp}
-                    done = subprocess.run(
-                        [sys.executable, __file__, "--run-one", json.dumps(spec)],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                        cwd=ROOT,
-                    )
-                    rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                    print(rows[-1], file=sys.stderr, flush=True)
+        specs = [
+            {"dataset": dataset, "seed": seed, "model": model, "workdir": tmp}
+            for dataset in args.datasets
+            for seed in args.seeds
+            for model in models
+        ]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            rows = list(pool.map(_child, specs))
     print(markdown(rows))
     return 0
 
