@@ -41,7 +41,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class FitSettings:
     folds: int = 5
-    supervised: bool = True  # learn from the masks (False: plain PatchCore, for comparison)
+    supervised: bool = True  # learn from masks or anomalous images (False: plain PatchCore)
     coreset_fraction: float = 0.1
     max_bank: int = 4096  # bounds the graph's matmul: latency grows linearly with the bank
     head_hidden: int = 64  # 0: logistic regression
@@ -194,11 +194,11 @@ def fit(
             step(f"patch head fold {k + 1}/{folds}")
         head = _fit_head(patches, oof_distance, targets, np.arange(count), num_labels, settings, seed)
         step("patch head")
-    mil_info = None
+    image_info = None
     learn_images = settings.supervised and label_index is None and bool(is_anomalous.any())
     if learn_images and settings.image_model == "mil":
         mil = fit_mil(patches, oof_distance, is_anomalous, fold_of, folds, (h, w), settings.mil, seed, step)
-        mil_info = mil.details
+        image_info = mil.details
         if mil.head is not None:
             head, oof_map = mil.head, mil.oof_map
 
@@ -211,7 +211,7 @@ def fit(
         stack = fit_stack(
             oof_scores, patches.mean(dim=1), is_anomalous, fold_of, folds, settings.image, separation
         )
-        mil_info = stack.details
+        image_info = stack.details
         image_head, oof_scores = stack.head, stack.oof_scores
         step("image head")
     calibration = calibrate(oof_scores, is_anomalous)
@@ -234,7 +234,7 @@ def fit(
         "bank_size": len(bank),
         "distance_footing": footing_info,
         "oof_normal_median": float(np.median(oof_scores[~is_anomalous])),
-        "image_head": mil_info,
+        "image_head": image_info,
         "feature_dim": dim,
         "feature_grid": [h, w],
         "supervised_head": supervised,
