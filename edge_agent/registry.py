@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -370,7 +370,7 @@ class ModelRegistry:
     def _load(self, entry: _Entry, generation: int) -> None:
         started = time.monotonic()
         try:
-            predictor, gate = self._open(entry)
+            predictor, gate = self._open(entry, generation)
         except AgentError as exc:
             self._fail_load(entry, generation, str(exc))
             return
@@ -395,11 +395,14 @@ class ModelRegistry:
             entry.message = f"running on {self.config.backend}; loaded in {elapsed_ms:.0f} ms"
         log.info("event=model_running model=%s load_ms=%.0f", entry.name, elapsed_ms)
 
-    def _open(self, entry: _Entry) -> tuple[Predictor, InferenceGate]:
+    def _open(self, entry: _Entry, generation: int) -> tuple[Predictor, InferenceGate]:
         """Everything a load does that can fail: read, verify, open, warm up, allocate buffers."""
         package = load(entry.directory)
         package.verify_graph()
-        runtime = open_runtime(self.config.backend, package.graph_path, self.config.runtime)
+        options = replace(
+            self.config.runtime, progress=lambda message: self._progress(entry, generation, message)
+        )
+        runtime = open_runtime(self.config.backend, package.graph_path, options)
         try:
             predictor = Predictor(package, runtime)
             manifest = package.manifest
@@ -411,6 +414,13 @@ class ModelRegistry:
             runtime.close()
             raise
         return predictor, gate
+
+    def _progress(self, entry: _Entry, generation: int, message: str) -> None:
+        """A slow load (a TensorRT engine build) says what it is doing; DescribeModel shows it."""
+        with entry.lock:
+            if entry.generation == generation and entry.status == STARTING:
+                entry.message = message
+        log.info("event=model_loading model=%s step=%r", entry.name, message)
 
     def _fail_load(self, entry: _Entry, generation: int, problem: str) -> None:
         with entry.lock:

@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from edge_agent.errors import ModelPackageError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
-from edge_agent.runtime.base import RuntimeOptions
+from edge_agent.runtime.base import SPIN_MODES, RuntimeOptions
 
 
 class OrtRuntime:
@@ -25,9 +25,8 @@ class OrtRuntime:
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.log_severity_level = 3
-        session_options.add_session_config_entry(
-            "session.intra_op.allow_spinning", str(int(options.spin_wait))
-        )
+        for key, value in SPIN_MODES[options.spin].items():
+            session_options.add_session_config_entry(key, value)
         try:
             self._session: ort.InferenceSession | None = ort.InferenceSession(
                 str(graph), session_options, providers=list(providers)

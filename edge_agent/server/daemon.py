@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from edge_agent.client import DEFAULT_SOCKET  # the one default socket constant (re-exported here)
 from edge_agent.errors import AgentError
 from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache
@@ -31,7 +32,6 @@ from edge_agent.server.service import EdgeAgentService, add_to_server
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
 SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path
 MAX_STREAMS_PER_CONNECTION = 128
 

@@ -56,7 +56,7 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
     @rpc
     async def DetectAnomalies(
         self, request: pb.DetectAnomaliesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.DetectAnomaliesResponse:
+    ) -> bytes:
         with self._count_lock:
             if self._detect_calls >= self.max_detect_calls:
                 raise OverloadedError(
@@ -76,7 +76,8 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         with self._count_lock:
             self._detect_calls -= 1
 
-    def _detect(self, request: pb.DetectAnomaliesRequest) -> pb.DetectAnomaliesResponse:
+    def _detect(self, request: pb.DetectAnomaliesRequest) -> bytes:
+        """Run one detection; the answer is already serialized (wire.encode_detection says why)."""
         call = wire.decode_detect(request)
         admit = self.registry.inference(call.model_component, call.width, call.height)
         with admit as slot, self._pixels(call, slot) as image:
@@ -186,6 +187,17 @@ def _tolerant(message_type: type) -> Callable[[bytes], object]:
     return deserialize
 
 
+def _serializer(message_type: type) -> Callable[[object], bytes]:
+    """Messages are serialized by protobuf; handlers that answer with bytes wrote them already."""
+
+    def serialize(response: object) -> bytes:
+        if isinstance(response, bytes):
+            return response
+        return message_type.SerializeToString(response)
+
+    return serialize
+
+
 def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
     """Register like the generated add_EdgeAgentServicer_to_server, but bytes that do not parse
     reach our handler (INVALID_ARGUMENT with a reason) instead of gRPC's generic error."""
@@ -194,7 +206,7 @@ def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(service, method.name),
             request_deserializer=_tolerant(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+            response_serializer=_serializer(getattr(pb, method.output_type.name)),
         )
         for method in descriptor.methods
     }

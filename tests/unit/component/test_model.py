@@ -1,4 +1,4 @@
-"""Device-side lifecycle steps of a model component: install view, CPU checks, link and unlink."""
+"""Device-side lifecycle steps of a model component: install view, CPU checks, link and unlink, autostart."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
-from edge_agent.packager.device import (
+from edge_agent.component.model import (
     cpu_flags,
     install_view,
     link_model,
@@ -20,6 +19,7 @@ from edge_agent.packager.device import (
     unlink_model,
     warn_backend_mismatch,
 )
+from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
 
 
 @pytest.fixture
@@ -118,17 +118,56 @@ def test_main_runs_the_recipe_steps(unarchived: Path, tmp_path: Path) -> None:
 
 
 def test_device_steps_stay_light() -> None:
-    """The steps run in the agent's venv at every start: no packaging-job, ONNX, torch or boto3 imports."""
+    """The steps run in the agent's venv at every start: no packaging job, yaml, ONNX, torch or boto3."""
     import subprocess
     import sys
 
     code = (
-        "import sys, edge_agent.packager.device, edge_agent.packager.autostart;"
-        "bad = [m for m in ('torch', 'boto3', 'onnx', 'edge_agent.packager.job') if m in sys.modules];"
+        "import sys, edge_agent.component.model, edge_agent.component.agent_install, edge_agent.packager.device;"
+        "bad = [m for m in ('torch', 'boto3', 'onnx', 'yaml', 'edge_agent.packager.job') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_published_recipes_old_module_name_still_runs_the_steps(unarchived: Path, tmp_path: Path) -> None:
+    """Published model recipes run `python -m edge_agent.packager.device`: it forwards to the new module."""
+    import subprocess
+    import sys
+
+    view = tmp_path / "work" / "model"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent.packager.device",
+            "install",
+            "--source",
+            str(unarchived),
+            "--target",
+            str(view),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (view / "manifest.json").is_symlink() and (view / "engines").is_dir()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent.packager.device",
+            "install",
+            "--source",
+            str(tmp_path),
+            "--target",
+            str(view),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "holds no manifest.json" in bad.stderr
 
 
 def test_backend_mismatch_warning() -> None:
@@ -142,7 +181,7 @@ def test_engine_prebuild_never_blocks_the_start(monkeypatch: pytest.MonkeyPatch,
     import sys
     import types
 
-    from edge_agent.packager import device
+    from edge_agent.component import model as device
     from edge_agent.runtime import tensorrt as trt_backend
 
     assert device.prebuild_engine(tmp_path, {"backend": "cpu"}) == "not an NVIDIA package"
