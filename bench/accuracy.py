@@ -107,6 +107,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     metrics = summary.metrics
     images = [read_rgb(r.sample.image) for r in summary.images[:8]]
     provenance = result.package.manifest.provenance
+    ious = [label.aiou for label in summary.labels if label.aiou is not None]  # segmentation
     return {
         "dataset": spec["dataset"],
         "model": spec["model"],
@@ -120,6 +121,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "train s": result.timings_s["train_total"],
         "peak RSS MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "latency ms": latency_ms(result.package.directory, images),
+        "IoU": statistics.fmean(ious) if ious else "",
         "algorithm": provenance["algorithm"],
     }
 
