@@ -32,7 +32,9 @@ def test_metrics_publisher_may_publish_to_the_cloudwatch_component():
     assert names["aws.greengrass.Cloudwatch"].hard and names["aws.iot.lookoutvision.EdgeAgent"].hard
     steps, _, _ = recipe.select({"os": "linux", "architecture": "aarch64"})
     assert "-m edge_agent.observability.cloudwatch" in steps["run"].script
-    assert "lookoutvision_edge_agent/wheelhouse/wheels" in steps["install"].script  # offline: the agent's wheelhouse
+    assert (
+        "lookoutvision_edge_agent/wheelhouse/wheels" in steps["install"].script
+    )  # offline: the agent's wheelhouse
 
 
 def test_iot_client_may_publish_its_results_topic():
