@@ -148,14 +148,14 @@ def test_masks_scores_and_areas_are_what_the_uint8_graph_gave(segmentation_model
         image = read_rgb(record.sample.image)
         with torch.no_grad():
             tensor = torch.from_numpy(np.array(image))
-            amap, logits, grid = graph.patch_logits(tensor)
+            amap, logits, grid, patches = graph.patch_logits(tensor)
             smoothed = _old_smoother(graph.smoother, amap.view(1, 1, *grid))
             full = F.interpolate(
                 smoothed, size=(graph.height, graph.width), mode="bilinear", align_corners=False
             )[0, 0]
             label = graph.label_index(full >= graph.pixel_threshold, logits, grid).to(torch.int64)
             old_mask = palette_u8[label].numpy()
-            old_score = torch.sigmoid((smoothed.amax(dim=(1, 2, 3)) - graph.center) / graph.scale).numpy()
+            old_score = torch.sigmoid((graph.image_score(smoothed, patches) - graph.center) / graph.scale).numpy()
             new = [t.numpy() for t in graph(tensor)]
         assert np.array_equal(new[1], old_mask)  # torch, new formulas
         assert np.array_equal(new[0], old_score)
