@@ -155,7 +155,9 @@ def test_masks_scores_and_areas_are_what_the_uint8_graph_gave(segmentation_model
             )[0, 0]
             label = graph.label_index(full >= graph.pixel_threshold, logits, grid).to(torch.int64)
             old_mask = palette_u8[label].numpy()
-            old_score = torch.sigmoid((graph.image_score(smoothed, patches) - graph.center) / graph.scale).numpy()
+            old_score = torch.sigmoid(
+                (graph.image_score(smoothed, patches) - graph.center) / graph.scale
+            ).numpy()
             new = [t.numpy() for t in graph(tensor)]
         assert np.array_equal(new[1], old_mask)  # torch, new formulas
         assert np.array_equal(new[0], old_score)
