@@ -75,7 +75,8 @@ def _varint(value: int) -> bytes:
 
 class SpawnedAgent:
     """`edge-agent serve` started the test's own way: another entry point (`python -m MODULE`), another
-    environment or user. Serves `models_dir`; stopped with SIGTERM by `stop()`."""
+    environment or user, or under a command `wrap` that execs it. Serves `models_dir`; stopped with
+    SIGTERM by `stop()`."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class SpawnedAgent:
         *args: str,
         module: str = "edge_agent",
         global_args: tuple[str, ...] = (),
+        wrap: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
     ) -> None:
@@ -92,6 +94,7 @@ class SpawnedAgent:
         self.models_dir.mkdir(exist_ok=True)
         self.log_path = workdir / "agent.log"
         command = [
+            *wrap,
             sys.executable,
             "-m",
             module,
