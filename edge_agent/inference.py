@@ -137,7 +137,7 @@ class Predictor:
         if manifest.is_segmentation:
             areas = np.asarray(outputs[OUTPUT_AREAS], dtype=np.float32).reshape(-1)
             entries = [AnomalyArea(BACKGROUND_NAME, BACKGROUND_COLOR, float(areas[0]))]
-            for label, area in zip(manifest.labels, areas[1:], strict=False):
+            for label, area in zip(manifest.labels, areas[1:]):
                 if area > 0:
                     entries.append(AnomalyArea(label.name, label.hex_color, float(area)))
             anomalies = tuple(entries)

@@ -5,6 +5,10 @@ How this works:
   `sync()` rescans that folder; the daemon calls it from a poller and before List/Describe/Start,
   so a model component that appears or disappears is seen without a restart. A removed model
   that is running is stopped first.
+- A component upgraded in place keeps its folder name while its files change (Greengrass runs the
+  old version's shutdown and the new one's startup, often within one poll). Each entry remembers a
+  fingerprint of its package's files (identity, size and mtime of each, links followed); when it
+  changes, the entry is replaced by a fresh one, and a model that was running is started again.
 - Each entry has its own lock, held only for quick state changes, never during a load or a run.
   StartModel checks the transition and the memory budget, sets STARTING and loads on a thread;
   the load ends in RUNNING or FAILED with a reason. A generation counter lets a load that lost a
@@ -22,6 +26,7 @@ How this works:
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import stat
 import threading
@@ -149,6 +154,7 @@ class _Entry:
         self.memory_bytes = 0
         self.generation = 0
         self.removed = False
+        self.fingerprint = package_fingerprint(directory)
         self._arn_cache: tuple[float, str, str] | None = None  # (manifest mtime, arn, problem)
 
     def manifest_facts(self) -> tuple[str, str]:
@@ -197,13 +203,11 @@ class ModelRegistry:
 
     # discovery -----------------------------------------------------------------------------
     def sync(self) -> None:
-        """Pick up model components added to or removed from the models folder."""
-        if self.models_dir is None:
-            return
+        """Pick up model components added to, removed from or changed in the models folder, and
+        packages of `--model` entries that changed."""
         with self._sync_lock:
-            listing = self._list_models_dir()
-            if listing is not None:
-                self._apply_listing(listing)
+            listing = self._list_models_dir() if self.models_dir is not None else None
+            self._apply_listing(listing)
 
     def _list_models_dir(self) -> dict[str, Path] | None:
         """Sub-folders by name; None when the folder cannot be read now (for example the agent is out
@@ -229,21 +233,56 @@ class ModelRegistry:
             return None
         return found
 
-    def _apply_listing(self, found: dict[str, Path]) -> None:
+    def _apply_listing(self, found: dict[str, Path] | None) -> None:
+        """`found`: the models folder's sub-folders, or None when there is none or it is unreadable now."""
         gone: list[_Entry] = []
+        changed: list[tuple[_Entry, _Entry]] = []
         with self._lock:
-            for name, path in found.items():
+            for name, path in (found or {}).items():
                 if name not in self._entries:
                     self._entries[name] = _Entry(name, path, static=False)
                     log.info("event=model_added model=%s source=models_dir dir=%s", name, path)
             for name, entry in list(self._entries.items()):
-                if not entry.static and name not in found:
+                if not entry.static and found is not None and name not in found:
                     del self._entries[name]
                     gone.append(entry)
+                elif self._package_changed(entry):
+                    fresh = _Entry(name, entry.directory, entry.static)
+                    self._entries[name] = fresh
+                    changed.append((entry, fresh))
         for entry in gone:
             self._retire(entry)
+        for old, fresh in changed:
+            self._replace(old, fresh)
+
+    @staticmethod
+    def _package_changed(entry: _Entry) -> bool:
+        now = package_fingerprint(entry.directory)
+        if now is None:
+            return False
+        if entry.fingerprint is None:  # unreadable when the entry was made: take this as its state
+            entry.fingerprint = now
+            return False
+        return now != entry.fingerprint
+
+    def _replace(self, old: _Entry, fresh: _Entry) -> None:
+        """The package under a known name changed: stop the old model, start the new one if the old ran."""
+        with old.lock:
+            was_active = old.status in (STARTING, RUNNING)
+        log.info("event=model_changed model=%s restart=%s", old.name, was_active)
+        self._retire(old)
+        if not was_active:
+            return
+        try:
+            self.start(fresh.name)
+        except AgentError as exc:
+            with fresh.lock:
+                if fresh.status == STOPPED:
+                    fresh.message = f"model package changed on disk; not restarted: {exc}"
+            log.warning("event=model_restart_refused model=%s reason=%r", fresh.name, str(exc))
 
     def _retire(self, entry: _Entry) -> None:
+        """Take an entry out of service for good (removed, or replaced by a newer package)."""
         with entry.lock:
             entry.removed = True
         self._cancel(entry)
@@ -439,6 +478,31 @@ class ModelRegistry:
             thread.start()
         for thread in stoppers:
             thread.join()
+
+
+def package_fingerprint(directory: Path) -> frozenset[tuple[str, int, int, int, int]] | None:
+    """(name, device, inode, size, mtime) of each file of a package, links followed; None when the
+    folder cannot be read now (for example out of file descriptors): unknown is not a change.
+
+    Sub-folders are left out: the agent itself fills `engines/` (TensorRT cache), and that must not
+    count as a new package. Files that vanish while listed count as absent, so a package being
+    copied is fingerprinted again once complete.
+    """
+    files = []
+    try:
+        with os.scandir(directory) as entries:
+            for item in entries:
+                try:
+                    st = item.stat()
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    files.append((item.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None
+    return frozenset(files)
 
 
 def _mem_available_bytes() -> int:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import platform
 import sys
 from collections.abc import Sequence
 
@@ -33,11 +34,50 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+# Workstation verbs: they need Python >= 3.10 and the libraries of an extra, which a plain (device)
+# install does not have. verb -> (extra, modules that extra installs). The other verbs are the device
+# runtime and run on every supported Python with the plain install.
+WORKSTATION_PYTHON = (3, 10)
+WORKSTATION: dict[str, tuple[str, tuple[str, ...]]] = {
+    "train": ("train", ("torch", "onnx")),
+    "evaluate": ("train", ()),
+    "dataset": ("train", ()),
+    "package": ("package", ("onnx", "yaml")),
+    "component": ("greengrass", ("yaml",)),
+}
+
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_DAEMON_FAILED = 0, 1, 2, 3
+
+
+def workstation_problem(verb: str) -> str | None:
+    """Why `verb` cannot run in this environment (old Python, extra not installed), or None."""
+    if verb not in WORKSTATION:
+        return None
+    extra, modules = WORKSTATION[verb]
+    if sys.version_info[:2] < WORKSTATION_PYTHON:
+        return (
+            f"'edge-agent {verb}' runs on a workstation with Python >= "
+            f"{'.'.join(map(str, WORKSTATION_PYTHON))}; this is Python {platform.python_version()}, "
+            "where only the device runtime (serve, models, detect, build-guard) runs"
+        )
+    missing = [name for name in modules if not _installed(name)]
+    if missing:
+        return (
+            f"'edge-agent {verb}' needs the '{extra}' extra (missing: {', '.join(missing)}): "
+            f"pip install 'anomaly-edge-agent[{extra}]'"
+        )
+    return None
 
 
 def _available_commands() -> dict[str, tuple[str, str]]:
     return {verb: spec for verb, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install counts as missing
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.grpc_log_level)
+    problem = workstation_problem(args.command)
+    if problem is not None:
+        print(f"edge-agent {args.command}: error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)

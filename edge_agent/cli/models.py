@@ -49,6 +49,4 @@ def _print_states(states: list[ModelState], as_json: bool) -> None:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-        )
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])

@@ -14,6 +14,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 from edge_agent.errors import InvalidInputError
 from edge_agent.registry import RegistryConfig
 from edge_agent.runtime import BACKENDS, RuntimeOptions
+from edge_agent.runtime.base import SPIN_MODES
 from edge_agent.server.daemon import DEFAULT_SOCKET, DaemonError, ServeConfig, serve
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default="cpu", choices=sorted(BACKENDS), help="inference runtime")
     parser.add_argument("--threads", type=int, default=0, help="runtime threads per model (0: all cores)")
+    parser.add_argument(
+        "--runtime-spin",
+        default="off",
+        choices=sorted(SPIN_MODES),
+        help="how ONNX Runtime's workers wait: 'off' never spin (default), 'run' spin between a run's "
+        "operators and stop when it returns, 'always' keep spinning after runs (docs/agent.md)",
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="runs of one model at the same time")
     parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")
     parser.add_argument(
@@ -91,7 +99,9 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         raise InvalidInputError(f"--poll-interval is {args.poll_interval}; it must be more than 0 seconds")
     registry = RegistryConfig(
         backend=args.backend,
-        runtime=RuntimeOptions(intra_op_threads=args.threads, cache_dir=args.engine_cache),
+        runtime=RuntimeOptions(
+            intra_op_threads=args.threads, spin=args.runtime_spin, cache_dir=args.engine_cache
+        ),
         concurrency=args.concurrency,
         queue_depth=args.queue_depth,
         memory_limit_bytes=None if args.memory_limit_mb is None else args.memory_limit_mb << 20,

@@ -8,6 +8,13 @@ from typing import Protocol
 
 import numpy as np
 
+# spin mode -> ONNX Runtime session config entries (every key exists from ONNX Runtime 1.19 on).
+SPIN_MODES: dict[str, dict[str, str]] = {
+    "run": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
+    "off": {"session.intra_op.allow_spinning": "0"},
+    "always": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "0"},
+}
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
@@ -15,9 +22,11 @@ class RuntimeOptions:
 
     intra_op_threads: int = 0  # 0: the runtime's default (all cores)
     inter_op_threads: int = 1
-    # ONNX Runtime's workers busy-wait for work after each run by default; in the agent they then hold
-    # the cores that gRPC needs to answer (p99 about 2x the raw p50 on 2 cores, 1.4x without; bench/README.md).
-    spin_wait: bool = False
+    # How ONNX Runtime's workers wait for work (SPIN_MODES). "off" is the measured default (on 2 cores,
+    # spinning workers held the cores gRPC needs: p99 about 2x the raw p50, 1.4x without). "run" spins
+    # between the operators of a run (sleeping between them costs a trained graph about 30%) and stops
+    # when the run returns; bench/trained_overhead.py compares them (bench/README.md).
+    spin: str = "off"
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
 

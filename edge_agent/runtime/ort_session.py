@@ -12,7 +12,7 @@ import numpy as np
 
 from edge_agent.errors import ModelPackageError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
-from edge_agent.runtime.base import RuntimeOptions
+from edge_agent.runtime.base import SPIN_MODES, RuntimeOptions
 
 # No telemetry from an agent on a factory device. ONNX Runtime 1.32 starts it when first imported:
 # it writes a device id and an event database under $HOME/.cache/Microsoft/DeveloperTools/.onnxruntime
@@ -35,9 +35,8 @@ class OrtRuntime:
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.log_severity_level = 3
-        session_options.add_session_config_entry(
-            "session.intra_op.allow_spinning", str(int(options.spin_wait))
-        )
+        for key, value in SPIN_MODES[options.spin].items():
+            session_options.add_session_config_entry(key, value)
         try:
             self._session: ort.InferenceSession | None = ort.InferenceSession(
                 str(graph), session_options, providers=list(providers)
@@ -59,7 +58,7 @@ class OrtRuntime:
         if session is None:
             raise ModelStoppedError("the model was stopped before this request ran; start it again")
         values = session.run(self.output_names, {INPUT_IMAGE: image})
-        return dict(zip(self.output_names, values, strict=True))
+        return dict(zip(self.output_names, values))
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,8 +52,8 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
-        self._detect_pool.shutdown(wait=True, cancel_futures=True)
-        self._control_pool.shutdown(wait=True, cancel_futures=True)
+        _shutdown_cancelling(self._detect_pool)
+        _shutdown_cancelling(self._control_pool)
 
     async def _control(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._control_pool, fn)
@@ -61,7 +62,7 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
     @rpc
     async def DetectAnomalies(
         self, request: pb.DetectAnomaliesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.DetectAnomaliesResponse:
+    ) -> bytes:
         with self._count_lock:
             if self._detect_calls >= self.max_detect_calls:
                 raise OverloadedError(
@@ -90,7 +91,8 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         with self._count_lock:
             self._detect_calls -= 1
 
-    def _detect(self, request: pb.DetectAnomaliesRequest) -> pb.DetectAnomaliesResponse:
+    def _detect(self, request: pb.DetectAnomaliesRequest) -> bytes:
+        """Run one detection; the answer is already serialized (wire.encode_detection says why)."""
         call = wire.decode_detect(request)
         try:
             detection = self._predict(call, copy=False)
@@ -182,6 +184,26 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         return pb.StopModelResponse(status=status)
 
 
+def _shutdown_cancelling(pool: ThreadPoolExecutor) -> None:
+    """Cancel jobs not yet started, wait for running ones. Python 3.8 has no `cancel_futures`: there
+    queued jobs run, and end at once, because the daemon closes the service after every model stopped."""
+    if sys.version_info >= (3, 9):
+        pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        pool.shutdown(wait=True)
+
+
+def _serializer(message_type: type) -> Callable[[object], bytes]:
+    """Messages are serialized by protobuf; handlers that answer with bytes wrote them already."""
+
+    def serialize(response: object) -> bytes:
+        if isinstance(response, bytes):
+            return response
+        return message_type.SerializeToString(response)
+
+    return serialize
+
+
 def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
     """Register like the generated add_EdgeAgentServicer_to_server, but through `intake`: bytes
     beyond the in-flight budget are refused before parsing, and bytes that do not parse reach our
@@ -191,7 +213,7 @@ def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(service, method.name),
             request_deserializer=intake.deserializer(getattr(pb, method.input_type.name), service.budget),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+            response_serializer=_serializer(getattr(pb, method.output_type.name)),
         )
         for method in descriptor.methods
     }

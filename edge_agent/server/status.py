@@ -12,8 +12,7 @@ import functools
 import logging
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
 

@@ -130,10 +130,17 @@ def inline_array(call: DetectCall, pixels: InlinePixels) -> np.ndarray:
 
 def encode_detection(
     call: DetectCall, detection: Detection, mask_handle_out: pb.SharedMemoryHandle | None
-) -> pb.DetectAnomaliesResponse:
-    result = pb.DetectAnomalyResult(
-        is_anomalous=detection.is_anomalous,
-        confidence=detection.confidence,
+) -> bytes:
+    """The serialized DetectAnomaliesResponse, byte for byte what protobuf would write for it.
+
+    An inline mask (1.3 MB at 768x576) is copied once, from the runtime's output straight into the
+    message bytes. Through protobuf's Python objects it would be copied three times (to bytes, into
+    the field, into the serialization): 2.3 ms more a call on the trained cookies model. Serialized
+    messages concatenate as a merge, so the result is written in field order from three parts:
+    fields 1-2, the mask (field 3, a Bitmap), fields 4-6.
+    """
+    head = pb.DetectAnomalyResult(is_anomalous=detection.is_anomalous, confidence=detection.confidence)
+    tail = pb.DetectAnomalyResult(
         anomaly_score=detection.anomaly_score,
         anomaly_threshold=detection.anomaly_threshold,
         anomalies=[
@@ -144,14 +151,42 @@ def encode_detection(
             for a in detection.anomalies
         ],
     )
+    parts = [head.SerializeToString()]
     if detection.mask is not None:
-        mask = result.anomaly_mask
-        mask.width, mask.height = call.width, call.height
+        bitmap = pb.Bitmap(width=call.width, height=call.height)
         if mask_handle_out is not None:
-            mask.shared_memory_handle.CopyFrom(mask_handle_out)
+            bitmap.shared_memory_handle.CopyFrom(mask_handle_out)
+            parts += [_field_header(_RESULT_MASK, bitmap.ByteSize()), bitmap.SerializeToString()]
         else:
-            mask.byte_data = np.ascontiguousarray(detection.mask).tobytes()
-    return pb.DetectAnomaliesResponse(detect_anomaly_result=result)
+            pixels = memoryview(np.ascontiguousarray(detection.mask, dtype=np.uint8)).cast("B")
+            sides = bitmap.SerializeToString() + _field_header(_BITMAP_BYTES, len(pixels))
+            parts += [_field_header(_RESULT_MASK, len(sides) + len(pixels)), sides, pixels]
+    parts.append(tail.SerializeToString())
+    result_size = sum(len(part) for part in parts)
+    return b"".join([_field_header(_RESPONSE_RESULT, result_size), *parts])
+
+
+# Field numbers of the proto, for the parts encode_detection writes itself.
+_RESPONSE_RESULT = 1  # DetectAnomaliesResponse.detect_anomaly_result
+_RESULT_MASK = 3  # DetectAnomalyResult.anomaly_mask
+_BITMAP_BYTES = 3  # Bitmap.byte_data
+
+
+def _field_header(number: int, size: int) -> bytes:
+    """Key and length of a length-delimited field."""
+    return _varint((number << 3) | _LENGTH_DELIMITED) + _varint(size)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 def encode_info(info: ModelInfo, message_type: type) -> object:

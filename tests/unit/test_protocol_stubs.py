@@ -46,3 +46,14 @@ def test_wire_numbers_are_those_of_the_aws_proto():
     ]
     methods = [m.name for m in pb.DESCRIPTOR.services_by_name["EdgeAgent"].methods]
     assert methods == ["DetectAnomalies", "DescribeModel", "ListModels", "StartModel", "StopModel"]
+
+
+def test_committed_stubs_load_with_every_supported_runtime():
+    """Stubs from grpcio-tools >= 1.63 pin protobuf and grpcio to their own release at import time
+    (1.85's need protobuf >= 7.35, which Python 3.8 cannot install): the committed ones must not."""
+    stubs = REPO / "edge_agent" / "protocol"
+    gencode = (stubs / "edge_agent_pb2.py").read_text()
+    service = (stubs / "edge_agent_pb2_grpc.py").read_text()
+    assert "ValidateProtobufRuntimeVersion" not in gencode, "regenerate with grpcio-tools 1.62.x"
+    assert "GRPC_GENERATED_VERSION" not in service, "regenerate with grpcio-tools 1.62.x"
+    assert "# Protobuf Python Version: 4.25." in gencode

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 
 import numpy as np
@@ -68,7 +67,7 @@ def test_read_parts_tile_the_frame(size, threads, count):
     parts = _parts(size, threads)
     assert len(parts) == count
     assert parts[0][0] == 0 and parts[-1][1] == size
-    assert all(end == start for (_, end), (start, _) in itertools.pairwise(parts))
+    assert all(end == start for (_, end), (start, _) in zip(parts, parts[1:]))
     assert all(end > start for start, end in parts)
 
 
