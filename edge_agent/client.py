@@ -27,8 +27,11 @@ from edge_agent.inference import AnomalyArea, Detection
 from edge_agent.protocol import edge_agent_pb2 as pb
 from edge_agent.protocol import edge_agent_pb2_grpc as pb_grpc
 
+# The one default socket of the agent, its clients and the component helpers (the guide's path).
 DEFAULT_SOCKET = "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
 MAX_MESSAGE_BYTES = 64 << 20
+POLL_S = 0.5
+_AGENT_NOT_READY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class EdgeAgentClient:
 
     def __init__(self, socket: str = DEFAULT_SOCKET, timeout_s: float | None = 60.0) -> None:
         target = socket if socket.startswith("unix:") else f"unix://{Path(socket).absolute()}"
+        self.target = target
         self.channel = grpc.insecure_channel(
             target,
             options=[
@@ -141,15 +145,44 @@ class EdgeAgentClient:
             return ModelState(name, "", pb.ModelStatus.Name(status), "")
         return self.wait_for(name, "RUNNING", timeout_s)
 
-    def start_model_if_needed(self, name: str, timeout_s: float = 300.0) -> ModelState:
-        """The guide's start_model_if_needed loop: start if STOPPED/FAILED, wait while STARTING/STOPPING."""
+    def start_model_if_needed(
+        self, name: str, timeout_s: float = 300.0, wait_for_agent: bool = False
+    ) -> ModelState:
+        """The guide's start_model_if_needed loop: start if STOPPED/FAILED, wait while STARTING/STOPPING.
+
+        wait_for_agent: the caller runs beside an agent that may still be starting or may not have
+        scanned its models folder yet (a model component's startup step): a missing socket,
+        UNAVAILABLE and NOT_FOUND are waited out until the deadline instead of raised.
+        """
         deadline = time.monotonic() + timeout_s
+        started = False
+        if wait_for_agent:
+            _wait_for_socket(self.target, deadline, timeout_s)
         while True:
-            state = self.describe_model(name)
+            try:
+                state = self.describe_model(name)
+            except grpc.RpcError as exc:
+                if not (wait_for_agent and exc.code() in _AGENT_NOT_READY):
+                    raise
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"model {name!r}: the agent at {self.target} answered {exc.code().name} "
+                        f"for {timeout_s:.0f} s ({exc.details()})"
+                    ) from None
+                time.sleep(POLL_S)
+                continue
             if state.status == "RUNNING":
                 return state
+            if state.status == "FAILED" and started:
+                raise ModelFailedError(f"model {name!r} failed to start: {state.status_message}")
             if state.status in ("STOPPED", "FAILED"):
-                return self.start_model(name, wait=True, timeout_s=max(1.0, deadline - time.monotonic()))
+                try:
+                    self.stub.StartModel(pb.StartModelRequest(model_component=name), timeout=self.timeout_s)
+                    started = True
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:  # not a race with another starter
+                        raise
+                return self.wait_for(name, "RUNNING", max(1.0, deadline - time.monotonic()))
             if time.monotonic() > deadline:
                 raise TimeoutError(f"model {name!r} still {state.status} after {timeout_s:.0f} s")
             time.sleep(0.1)
@@ -239,6 +272,24 @@ def detection_from_proto(
         ),
         mask=mask,
     )
+
+
+def socket_file(target: str) -> str:
+    """The file of a `unix:` target (`unix:///abs`, `unix:/abs`, `unix:rel`), for existence checks."""
+    if target.startswith("unix://"):
+        return target[len("unix://") :]
+    return target[len("unix:") :] if target.startswith("unix:") else target
+
+
+def _wait_for_socket(target: str, deadline: float, timeout_s: float) -> None:
+    """gRPC backs off between connection attempts (up to minutes): wait for the file first instead."""
+    path = socket_file(target)
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the agent socket {path} did not appear within {timeout_s:.0f} s; is the agent running?"
+            )
+        time.sleep(POLL_S)
 
 
 def _state(message: pb.ModelDescription | pb.ModelMetadata) -> ModelState:

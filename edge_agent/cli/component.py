@@ -4,6 +4,10 @@
                              [--artifacts DIR] [--deployment deployment.json] [--merge NAME=JSON]
     edge-agent component remove NAME ... [--root DIR] [--cascade]
     edge-agent component list   [--root DIR] [--json]
+    edge-agent component build-agent --bucket BUCKET [--prefix P] [--platform linux-x86_64|linux-aarch64]
+                             [--python-version 3.8 ...] [--backend cpu|gpu|tensorrt ...] [--wheel WHEEL]
+                             [--output DIR] [--upload]
+        builds the agent component for offline devices (edge_agent.packager.agent_component)
 
 The root folder mimics /greengrass/v2 (packages/, work/, logs/<component>.log).
 """
@@ -31,7 +35,7 @@ def default_root() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["run", "remove", "list"])
+    parser.add_argument("action", choices=["run", "remove", "list", "build-agent"])
     parser.add_argument(
         "components",
         nargs="*",
@@ -69,9 +73,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cascade", action="store_true", help="remove: also remove components that depend on it"
     )
     parser.add_argument("--json", action="store_true", help="list: print JSON")
+    build = parser.add_argument_group("build-agent")
+    build.add_argument("--bucket", help="S3 bucket of the artifact URI (required)")
+    build.add_argument(
+        "--prefix", default="artifacts", help="key prefix in the bucket (default: %(default)s)"
+    )
+    build.add_argument(
+        "--platform", default="linux-x86_64", help="linux-x86_64 or linux-aarch64 (default: %(default)s)"
+    )
+    build.add_argument(
+        "--python-version",
+        action="append",
+        default=[],
+        help="device CPython X.Y, 3.8 to 3.13; repeat for several (default: 3.8)",
+    )
+    build.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        help="wheels for this Backend: cpu, gpu (x86-64: onnxruntime-gpu), tensorrt; repeat (default: cpu)",
+    )
+    build.add_argument("--wheel", type=Path, help="the agent's wheel (default: built from this checkout)")
+    build.add_argument("--output", type=Path, default=Path("agent-component"), help="default: %(default)s")
+    build.add_argument(
+        "--glibc", default="2.31", help="oldest device glibc (default: %(default)s, Ubuntu 20.04)"
+    )
+    build.add_argument(
+        "--pip-option",
+        action="append",
+        default=[],
+        help="extra option for pip download, e.g. --pip-option=--index-url=URL (a mirror)",
+    )
+    build.add_argument(
+        "--add-to",
+        type=Path,
+        help="recipe of an earlier build for the other platform: write one recipe with both manifests",
+    )
+    build.add_argument("--upload", action="store_true", help="upload the ZIP to its s3:// URI (boto3)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "build-agent":
+        return build_agent(args)
     from edge_agent.greengrass_runner import ComponentStore, ConfigurationUpdate, Kernel
 
     store = ComponentStore(
@@ -99,6 +142,39 @@ def run(args: argparse.Namespace) -> int:
     # A deployment document is the whole set (a revision); NAME arguments add to what is deployed.
     for name in kernel.deploy(roots, updates, replace=args.deployment is not None):
         print(f"deployed {name}")
+    return 0
+
+
+def build_agent(args: argparse.Namespace) -> int:
+    from edge_agent.packager.agent_component import AgentComponentRequest, build_agent_component, upload
+
+    if not args.bucket:
+        raise InvalidInputError("component build-agent needs --bucket (the S3 bucket the recipe points at)")
+    built = build_agent_component(
+        AgentComponentRequest(
+            bucket=args.bucket,
+            prefix=args.prefix,
+            output=args.output,
+            platform=args.platform,
+            python_versions=tuple(args.python_version) or ("3.8",),
+            backends=tuple(args.backend) or ("cpu",),
+            wheel=args.wheel,
+            glibc=args.glibc,
+            pip_options=tuple(args.pip_option),
+            add_to=args.add_to,
+        )
+    )
+    print(f"recipe   {built.recipe_path}")
+    print(f"artifact {built.archive} -> {built.artifact_uri}")
+    for tag, sets in built.sets.items():
+        print(f"wheels   {tag}: {', '.join(sets)}")
+    commands = built.aws_commands()
+    if args.upload:
+        print(f"uploaded {upload(built)}")
+        commands = commands[1:]
+    print("publish with:")
+    for command in commands:
+        print(f"  {command}")
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 # See edge_agent/runtime/ort_session.py.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+from edge_agent.cli import observability_args
 from edge_agent.errors import InvalidInputError
 from edge_agent.registry import RegistryConfig
 from edge_agent.runtime import BACKENDS, RuntimeOptions
@@ -68,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="copy shared-memory frames instead of reading them in place (the default where the "
         "SIGBUS guard is built)",
     )
+    observability_args.add_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
@@ -118,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_inflight_mb=args.max_inflight_mb,
         poll_interval_s=args.poll_interval,
         frames_in_place=False if args.copy_frames else None,
+        observability=observability_args.config_from_args(args),
     )
 
 

@@ -4,7 +4,8 @@
 `remove`, `list`. See kernel.py for what is and is not modelled.
 """
 
-from edge_agent.greengrass_runner.kernel import ConfigurationUpdate, Kernel, LifecycleError
+from edge_agent.greengrass_runner.configuration import ConfigurationUpdate
+from edge_agent.greengrass_runner.kernel import Kernel, LifecycleError
 from edge_agent.greengrass_runner.recipe import Recipe, load_recipe, parse_recipe
 from edge_agent.greengrass_runner.store import ComponentStore, ResolutionError
 

@@ -2,75 +2,88 @@
 
 How this works:
 - `deploy` adds root components (name -> version requirement), resolves their dependencies
-  transitively (highest version that meets every requirement), and processes components in
-  dependency order. For each one it copies artifacts to packages/artifacts/<name>/<version>,
-  unpacks ZIPs to packages/artifacts-unarchived/<name>/<version>/<zip stem>, merges the
-  configuration, then runs bootstrap (first install), install, and startup (waited for) or
-  run (left in the background), as the recipe reference describes. A component's dependents
-  start only after its startup succeeded or its run began.
-- Step scripts run with `sh -c` in work/<name>, output appended to logs/<name>.log.
+  transitively (highest version that meets every requirement, npm ranges as in the nucleus), and
+  processes components in dependency order. For each one it copies artifacts to
+  packages/artifacts/<name>/<version> (only s3://, greengrass: and docker: URIs, as the nucleus;
+  found locally by file name as greengrass-cli --artifactDir does, or downloaded from S3),
+  unpacks ZIPs to packages/artifacts-unarchived/<name>/<version>/<zip stem>, resolves the
+  configuration as the nucleus does (configuration.py: earlier merges survive upgrades, reset
+  restores defaults), then runs bootstrap (first install), install, and startup (waited for) or
+  run (kept going by a supervisor process), as the recipe reference describes. A component's
+  dependents start only after its startup succeeded or its run began.
+- Steps run as the nucleus runs them (process.py): as ggc_user:ggc_group when the runner is root,
+  with a clean environment, `sh -c` in work/<name>, output appended to logs/<name>.log; `Skipif`
+  is honoured on every step. A failing step makes the component ERRORED: `recover` runs and the
+  step is tried again, until the third error within an hour makes it BROKEN (error_window.py).
 - `remove` runs shutdown, stops the run process group, forgets the component, and removes the
   dependencies nothing else needs. It refuses to remove a component others depend on unless
   `cascade` removes those too.
 - State (roots, versions, configuration, run pids) lives in runner/state.json, so the CLI can
   deploy in one call and remove in another while the processes keep running in between.
 
-Not modelled: RequiresPrivilege (runs as the current user, with a warning), restarts on HARD
-dependency state changes, recover, IPC, and the cloud deployment service.
+Not modelled (docs/greengrass.md, "Local runner"): IPC, token exchange and the cloud deployment
+service (their environment variables are stand-ins), restarts on HARD dependency state changes
+between deployments (within one, a restarted dependency restarts its HARD dependents), bootstrap
+restarts, rollback, system resource limits, docker: artifacts.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import time
+import sys
 import zipfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import AgentError
-from edge_agent.greengrass_runner.recipe import Recipe, Step, host_platform
+from edge_agent.greengrass_runner.configuration import ConfigurationUpdate, resolve_configuration
+from edge_agent.greengrass_runner.error_window import ErrorWindow
+from edge_agent.greengrass_runner.process import (
+    RunAs,
+    RunAsError,
+    StepCommand,
+    base_environment,
+    check_reachable,
+    default_run_as,
+    group_alive,
+    log_line,
+    run_foreground,
+    should_skip,
+    terminate_group,
+    write_json,
+)
+from edge_agent.greengrass_runner.recipe import Artifact, Recipe, Step, host_platform, load_recipe
 from edge_agent.greengrass_runner.store import ComponentStore, ResolutionError
 from edge_agent.greengrass_runner.variables import ComponentPaths, interpolate
 
 log = logging.getLogger(__name__)
-STOP_GRACE_S = 10.0
 DEFAULT_THING_NAME = "local-core-device"
+DEFAULT_REGION = "us-east-1"
+_READ = {"NONE": 0, "OWNER": 0o400, "ALL": 0o444}
+_EXECUTE = {"NONE": 0, "OWNER": 0o100, "ALL": 0o111}
+
+__all__ = ["ConfigurationUpdate", "Kernel", "LifecycleError"]
+Context = tuple[ComponentPaths, dict[str, ComponentPaths]]
 
 
 class LifecycleError(AgentError):
     """A lifecycle step failed; the component log has its output."""
 
 
-@dataclass
-class ConfigurationUpdate:
-    """Greengrass configurationUpdate: `reset` pointers first, then `merge` (JSON text or object)."""
-
-    merge: dict[str, Any] = field(default_factory=dict)
-    reset: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ConfigurationUpdate:
-        merge = data.get("merge") or {}
-        if isinstance(merge, str):
-            try:
-                merge = json.loads(merge)
-            except json.JSONDecodeError as exc:
-                raise AgentError(f"configurationUpdate.merge is not valid JSON: {exc}") from None
-        if not isinstance(merge, dict):
-            raise AgentError("configurationUpdate.merge must be a JSON object")
-        return cls(merge=merge, reset=list(data.get("reset") or []))
-
-
 class Kernel:
-    """One Greengrass-like root folder and the components deployed into it."""
+    """One Greengrass-like root folder and the components deployed into it.
+
+    `env` is the nucleus's `setenv` configuration (added to every step's clean environment);
+    `run_as` is its `runWithDefault` user, `USER[:GROUP]` (default: ggc_user:ggc_group when the
+    runner is root, else the current user; $EDGE_AGENT_RUNNER_USER also sets it).
+    """
 
     def __init__(
         self,
@@ -79,12 +92,17 @@ class Kernel:
         thing_name: str = DEFAULT_THING_NAME,
         platform_overrides: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
+        run_as: str | None = None,
+        region: str = DEFAULT_REGION,
     ) -> None:
         self.root = root.resolve()
         self.store = store or ComponentStore()
         self.thing_name = thing_name
+        self.region = region
         self.platform = host_platform(platform_overrides)
         self.env = dict(env or {})
+        self._run_as_spec = run_as
+        self._run_as: RunAs | None = None
         for folder in (
             "packages/recipes",
             "packages/artifacts",
@@ -96,6 +114,13 @@ class Kernel:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self.store.recipe_dirs.append(self.root / "packages" / "recipes")
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def run_as(self) -> RunAs:
+        """Resolved when first needed, so `list` and `remove` work even where the user is gone."""
+        if self._run_as is None:
+            self._run_as = default_run_as(self._run_as_spec)
+        return self._run_as
 
     # ----- state -------------------------------------------------------------------------------
 
@@ -109,9 +134,7 @@ class Kernel:
         return {"roots": {}, "components": {}}
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self._state_path)
+        write_json(self._state_path, state)
 
     # ----- public API --------------------------------------------------------------------------
 
@@ -134,6 +157,8 @@ class Kernel:
         all_roots = {**state["roots"], **roots}
         recipes = self._resolve(all_roots)
         order = _topological(recipes)
+        run_as = self.run_as
+        check_reachable(self.root, run_as)
         if replace:
             deployed = state["components"]
             for name in reversed(_order_from_state(deployed)):
@@ -141,18 +166,31 @@ class Kernel:
                     self._stop(name, deployed[name], state)
                     del deployed[name]
                     self._log(name, "component removed (not in the deployment)")
+        restarted: set[str] = set()
         try:
             for name in order:
                 recipe = recipes[name]
                 current = state["components"].get(name)
                 same_version = bool(current) and current["version"] == recipe.version
-                base = current["configuration"] if same_version else recipe.default_configuration
-                config = _apply_update(base, updates.get(name))
-                if same_version and current["configuration"] == config and self._healthy(current):
+                config, merged = resolve_configuration(
+                    current["configuration"] if current else None,
+                    recipe.default_configuration,
+                    updates.get(name),
+                    current.get("merged", []) if current else [],
+                )
+                unchanged = same_version and (current["configuration"], current.get("merged", [])) == (
+                    config,
+                    merged,
+                )
+                # A HARD dependency that was restarted restarts its dependents (their steps may
+                # interpolate its configuration), as the nucleus restarts them.
+                hard_restarted = any(d.hard and d.name in restarted for d in recipe.dependencies)
+                if unchanged and not hard_restarted and self._healthy(current):
                     continue
                 if current:
                     self._stop(name, current, state)
-                self._bring_up(recipe, config, state, first_install=not same_version)
+                restarted.add(name)
+                self._bring_up(recipe, config, merged, state, first_install=not same_version)
         finally:
             # No rollback: what came up stays up and is recorded, so `list` and `remove` can manage it.
             up = state["components"]
@@ -249,92 +287,174 @@ class Kernel:
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def _bring_up(
-        self, recipe: Recipe, config: dict[str, Any], state: dict[str, Any], first_install: bool
+        self,
+        recipe: Recipe,
+        config: dict[str, Any],
+        merged: list[str],
+        state: dict[str, Any],
+        first_install: bool,
     ) -> None:
         name = recipe.name
         steps, setenv, artifacts = recipe.select(self.platform)
+        run_as = self.run_as
         artifact_dir = self.root / "packages" / "artifacts" / name / recipe.version
         unarchived_dir = self.root / "packages" / "artifacts-unarchived" / name / recipe.version
         for artifact in artifacts:
             target = self.store.fetch(recipe, artifact, artifact_dir / artifact.filename)
+            _set_permission(target, artifact, run_as)
             if artifact.unarchive == "ZIP":
-                _unzip(target, unarchived_dir / Path(artifact.filename).stem)
+                unpacked = unarchived_dir / Path(artifact.filename).stem
+                _unzip(target, unpacked)
+                for path in unpacked.rglob("*"):
+                    if path.is_file() and not path.is_symlink():
+                        _set_permission(path, artifact, run_as)
         unarchived_dir.mkdir(parents=True, exist_ok=True)
         self.work_path(name).mkdir(parents=True, exist_ok=True)
+        if run_as.switches:  # as RunWithPathOwnershipHandler: the step's user owns its folders
+            for folder in (artifact_dir, unarchived_dir, self.work_path(name)):
+                _chown_tree(folder, run_as)
         (self.root / "packages" / "recipes" / f"{name}-{recipe.version}.json").write_text(
             json.dumps(recipe.raw, indent=2), encoding="utf-8"
         )
         info: dict[str, Any] = {
             "version": recipe.version,
             "configuration": config,
+            "merged": merged,
+            "run_as": run_as.spec,  # later steps (shutdown at removal) run as the same user, as in the nucleus
             "dependencies": [d.name for d in recipe.dependencies],
             "pid": None,
             "state": "NEW",
         }
         state["components"][name] = info
         self._save_state(state)
-        self._log(name, f"deploying version {recipe.version}")
+        self._log(name, f"deploying version {recipe.version} (steps run as {run_as.user}:{run_as.group})")
         context = self._context(recipe, config, state)
-        env = self._environment(setenv, context)
+        env = self._environment(recipe, setenv, context)
+
+        def command(step_name: str) -> StepCommand:
+            return self._command(recipe, step_name, steps[step_name], context, env, run_as)
+
         if first_install and "bootstrap" in steps:
-            code = self._run_step(name, "bootstrap", steps["bootstrap"], context, env, check=False)
+            code = run_foreground(command("bootstrap"))
             if code in (100, 101):
                 self._log(
                     name,
                     f"bootstrap asked for a {'nucleus' if code == 100 else 'device'} restart; the runner does not restart",
                 )
-            elif code != 0:
-                raise self._broken(name, info, state, "bootstrap", code)
+            elif code != 0:  # the nucleus fails the deployment; there is no recover for bootstrap
+                raise self._broken(name, info, state, "bootstrap", code, 1)
         if "install" in steps:
-            code = self._run_step(name, "install", steps["install"], context, env, check=False)
-            if code != 0:
-                raise self._broken(name, info, state, "install", code)
+            self._until_done(name, "install", steps, command, info, state)
         info["state"] = "INSTALLED"
         if "startup" in steps:
-            code = self._run_step(name, "startup", steps["startup"], context, env, check=False)
-            if code != 0:
-                raise self._broken(name, info, state, "startup", code)
+            self._until_done(name, "startup", steps, command, info, state)
             info["state"] = "RUNNING"
         elif "run" in steps:
-            info.update(self._start_background(name, steps["run"], context, env))
+            run = command("run")
+            if run.skipif and should_skip(run.skipif, run.env, run.root):
+                # The nucleus reports RUNNING for a skipped run step, with no process behind it.
+                self._log(name, f"run: skipped ({run.skipif})")
+            else:
+                info.update(self._start_supervisor(name, steps, command))
             info["state"] = "RUNNING"
         else:
             info["state"] = "FINISHED"
         self._save_state(state)
 
+    def _until_done(
+        self,
+        name: str,
+        step_name: str,
+        steps: dict[str, Step],
+        command: Callable[[str], StepCommand],
+        info: dict[str, Any],
+        state: dict[str, Any],
+    ) -> None:
+        """Run install or startup; on error, recover and try again until the error rule says BROKEN."""
+        window = ErrorWindow()
+        while True:
+            code = run_foreground(command(step_name))
+            if code == 0:
+                return
+            broken = window.record()
+            if not broken:
+                info["state"] = "ERRORED"
+                self._save_state(state)
+                self._log(
+                    name, f"{step_name} exited with {code}: ERRORED ({len(window.times)} of 3 within an hour)"
+                )
+                if "recover" in steps:
+                    run_foreground(command("recover"))
+            # An errored startup is stopped (shutdown) before it is started again, as the nucleus does.
+            if step_name == "startup" and "shutdown" in steps:
+                run_foreground(command("shutdown"))
+            if broken:
+                raise self._broken(name, info, state, step_name, code, len(window.times))
+
+    def _start_supervisor(
+        self, name: str, steps: dict[str, Step], command: Callable[[str], StepCommand]
+    ) -> dict[str, Any]:
+        spec_path = self.root / "runner" / f"{name}.run.json"
+        status_path = self.root / "runner" / f"{name}.status.json"
+        status_path.unlink(missing_ok=True)
+        spec = {
+            "run": command("run").to_json(),
+            "recover": command("recover").to_json() if "recover" in steps else None,
+            "shutdown": command("shutdown").to_json() if "shutdown" in steps else None,
+            "status": str(status_path),
+        }
+        write_json(spec_path, spec)
+        with self.log_path(name).open("ab") as logfile:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.greengrass_runner.supervisor", str(spec_path)],
+                cwd=self.root / "runner",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=logfile,
+                start_new_session=True,
+            )
+        self._children[process.pid] = process
+        return {"pid": process.pid, "status_file": str(status_path)}
+
     def _broken(
-        self, name: str, info: dict[str, Any], state: dict[str, Any], step: str, code: int
+        self, name: str, info: dict[str, Any], state: dict[str, Any], step: str, code: int, errors: int
     ) -> LifecycleError:
         info["state"] = "BROKEN"
         self._save_state(state)
-        return LifecycleError(f"component {name}: {step} exited with {code}; see {self.log_path(name)}")
+        self._log(name, f"BROKEN: {step} exited with {code}")
+        return LifecycleError(
+            f"component {name}: {step} exited with {code}"
+            + (f" ({errors} errors within an hour: BROKEN)" if errors > 1 else "")
+            + f"; see {self.log_path(name)}"
+        )
 
     def _stop(self, name: str, info: dict[str, Any], state: dict[str, Any]) -> None:
+        pid = info.get("pid")
+        if pid and self._alive(pid):
+            with contextlib.suppress(ProcessLookupError):  # no restart of run while shutdown runs
+                os.kill(pid, signal.SIGUSR1)
         recipe_path = self.root / "packages" / "recipes" / f"{name}-{info['version']}.json"
         if recipe_path.is_file() and info.get("state") not in ("BROKEN", "NEW"):
-            from edge_agent.greengrass_runner.recipe import load_recipe
-
             recipe = load_recipe(recipe_path)
             steps, setenv, _ = recipe.select(self.platform)
             if "shutdown" in steps:
                 context = self._context(recipe, info["configuration"], state)
-                self._run_step(
-                    name,
-                    "shutdown",
-                    steps["shutdown"],
-                    context,
-                    self._environment(setenv, context),
-                    check=False,
-                )
-        pid = info.get("pid")
+                env = self._environment(recipe, setenv, context)
+                try:
+                    run_as = RunAs.resolve(info["run_as"]) if info.get("run_as") else self.run_as
+                except RunAsError as exc:  # the user is gone: stop the processes all the same
+                    self._log(name, f"shutdown: not run: {exc}")
+                else:
+                    run_foreground(self._command(recipe, "shutdown", steps["shutdown"], context, env, run_as))
         if pid and self._alive(pid):
             self._terminate(pid)
+        child = _read_json(Path(info.get("status_file", ""))).get("child_pgid")
+        if child and group_alive(child):
+            terminate_group(child, None)
         info["pid"] = None
         info["state"] = "STOPPED"
 
-    def _context(
-        self, recipe: Recipe, config: dict[str, Any], state: dict[str, Any]
-    ) -> tuple[ComponentPaths, dict[str, ComponentPaths]]:
+    def _context(self, recipe: Recipe, config: dict[str, Any], state: dict[str, Any]) -> Context:
         own = self._paths(recipe.name, recipe.version, config)
         deps = {}
         for dep in recipe.dependencies:
@@ -351,7 +471,7 @@ class Kernel:
             configuration=config,
         )
 
-    def _interpolate(self, text: str, context: tuple[ComponentPaths, dict[str, ComponentPaths]]) -> str:
+    def _interpolate(self, text: str, context: Context) -> str:
         own, deps = context
         return interpolate(
             text,
@@ -362,101 +482,60 @@ class Kernel:
             lambda msg: log.warning("op=interpolate unresolved=%s", msg),
         )
 
-    def _environment(
-        self, setenv: dict[str, str], context: tuple[ComponentPaths, dict[str, ComponentPaths]]
-    ) -> dict[str, str]:
-        env = {
-            **os.environ,
-            **self.env,
-            "AWS_IOT_THING_NAME": self.thing_name,
-            "GG_ROOT_PATH": str(self.root),
-        }
+    def _environment(self, recipe: Recipe, setenv: dict[str, str], context: Context) -> dict[str, str]:
+        """The nucleus-level setenv (self.env), then the recipe's lifecycle Setenv; never the runner's own."""
+        env = dict(self.env)
         env.update({k: self._interpolate(v, context) for k, v in setenv.items()})
         return env
 
-    def _run_step(
+    def _command(
         self,
-        name: str,
+        recipe: Recipe,
         step_name: str,
         step: Step,
-        context: tuple[ComponentPaths, dict[str, ComponentPaths]],
+        context: Context,
         env: dict[str, str],
-        check: bool,
-    ) -> int:
+        run_as: RunAs,
+    ) -> StepCommand:
+        name = recipe.name
         if step.requires_privilege:
-            self._log(name, f"{step_name}: RequiresPrivilege is true; the runner runs it as the current user")
-        if step.skipif and self._skip(step.skipif, context, env):
-            self._log(name, f"{step_name}: skipped ({step.skipif})")
-            return 0
-        script = self._interpolate(step.script, context)
-        step_env = {**env, **{k: self._interpolate(v, context) for k, v in step.setenv.items()}}
-        self._log(name, f"{step_name}: running script")
-        with self.log_path(name).open("ab") as logfile:
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", script],
-                cwd=self.work_path(name),
-                env=step_env,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self._children[process.pid] = process
-            try:
-                code = process.wait(timeout=step.timeout_s)
-            except subprocess.TimeoutExpired:
-                self._terminate(process.pid)
-                process.wait()
-                self._log(name, f"{step_name}: timed out after {step.timeout_s:.0f} s")
-                return 124
-            finally:
-                self._children.pop(process.pid, None)
-        self._log(name, f"{step_name}: exited with {code}")
-        return code
-
-    def _skip(
-        self, skipif: str, context: tuple[ComponentPaths, dict[str, ComponentPaths]], env: dict[str, str]
-    ) -> bool:
-        kind, _, target = self._interpolate(skipif, context).strip().partition(" ")
-        if kind == "onpath":
-            return shutil.which(target.strip(), path=env.get("PATH")) is not None
-        if kind == "exists":
-            return Path(target.strip()).exists()
-        raise AgentError(f"Skipif {skipif!r} must be 'onpath EXECUTABLE' or 'exists FILE'")
-
-    def _start_background(
-        self,
-        name: str,
-        step: Step,
-        context: tuple[ComponentPaths, dict[str, ComponentPaths]],
-        env: dict[str, str],
-    ) -> dict[str, Any]:
-        script = self._interpolate(step.script, context)
-        exit_file = self.root / "runner" / f"{name}.exit"
-        exit_file.unlink(missing_ok=True)
-        step_env = {**env, **{k: self._interpolate(v, context) for k, v in step.setenv.items()}}
-        wrapper = 'sh -c "$1"; rc=$?; echo $rc > "$2"; exit $rc'
-        self._log(name, "run: starting in the background")
-        with self.log_path(name).open("ab") as logfile:
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", wrapper, "edge-agent-runner", script, str(exit_file)],
-                cwd=self.work_path(name),
-                env=step_env,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._children[process.pid] = process
-        return {"pid": process.pid, "exit_file": str(exit_file)}
+            if os.geteuid() == 0:
+                run_as = RunAs.current()
+            else:
+                self._log(
+                    name,
+                    f"{step_name}: RequiresPrivilege, but the runner is not root: it runs as {run_as.user}",
+                )
+        dependencies = tuple(d.name for d in recipe.dependencies)
+        step_env = base_environment(run_as, name, self.root, self.thing_name, self.region, dependencies)
+        step_env.update(env)
+        step_env.update({k: self._interpolate(v, context) for k, v in step.setenv.items()})
+        return StepCommand(
+            component=name,
+            step=step_name,
+            script=self._interpolate(step.script, context),
+            env=step_env,
+            cwd=str(self.work_path(name)),
+            log=str(self.log_path(name)),
+            root=str(self.root),
+            timeout_s=step.timeout_s,
+            skipif=self._interpolate(step.skipif, context) if step.skipif else None,
+            run_as={
+                "user": run_as.user,
+                "group": run_as.group,
+                "uid": run_as.uid,
+                "gid": run_as.gid,
+                "home": run_as.home,
+            },
+        )
 
     def _current_state(self, info: dict[str, Any]) -> str:
         if info.get("state") != "RUNNING" or not info.get("pid"):
             return info.get("state", "UNKNOWN")
+        status = _read_json(Path(info.get("status_file", ""))).get("state")
         if self._alive(info["pid"]):
-            return "RUNNING"
-        exit_file = Path(info.get("exit_file", ""))
-        code = exit_file.read_text().strip() if exit_file.is_file() else ""
-        return "FINISHED" if code == "0" else "ERRORED"
+            return status if status in ("RUNNING", "ERRORED") else "RUNNING"
+        return status if status in ("FINISHED", "BROKEN") else "ERRORED"
 
     def _healthy(self, info: dict[str, Any]) -> bool:
         return self._current_state(info) in ("RUNNING", "FINISHED")
@@ -472,64 +551,36 @@ class Kernel:
         return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
     def _terminate(self, pid: int) -> None:
-        """SIGTERM the whole process group, wait for every member to exit, then SIGKILL."""
-        for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline and self._group_alive(pid):
-                time.sleep(0.05)
-            if not self._group_alive(pid):
-                break
+        """SIGTERM the supervisor's process group, wait for every member to exit, then SIGKILL."""
+        terminate_group(pid, self._children.get(pid))
         self._children.pop(pid, None)
 
-    def _group_alive(self, pgid: int) -> bool:
-        """Any live (non-zombie) process left in the group? Read from /proc, so it works whoever the parent is."""
-        child = self._children.get(pgid)
-        if child is not None:
-            child.poll()  # reap our own leader
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-        return False
-
     def _log(self, name: str, message: str) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        with self.log_path(name).open("a", encoding="utf-8") as handle:
-            handle.write(f"{stamp} [INFO] (edge-agent-runner) {name}: {message}\n")
+        log_line(self.log_path(name), name, message)
         log.info("component=%s %s", name, message)
 
 
-def _apply_update(base: dict[str, Any], update: ConfigurationUpdate | None) -> dict[str, Any]:
-    config = copy.deepcopy(base)
-    if update is None:
-        return config
-    for pointer in update.reset:
-        parts = [p for p in pointer.lstrip("/").split("/") if p]
-        if not parts:
-            config = {}
-            continue
-        node = config
-        for part in parts[:-1]:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(parts[-1], None)
-    return _deep_merge(config, update.merge)
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = _deep_merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
+def _set_permission(path: Path, artifact: Artifact, run_as: RunAs) -> None:
+    """Artifact files get the recipe's Permission (default Read OWNER, Execute NONE), owned by the step's user."""
+    mode = (
+        _READ[artifact.permission.get("read", "OWNER")] | _EXECUTE[artifact.permission.get("execute", "NONE")]
+    )
+    if run_as.switches:
+        os.chown(path, run_as.uid, run_as.gid)
+    os.chmod(path, mode)
+
+
+def _chown_tree(folder: Path, run_as: RunAs) -> None:
+    os.chown(folder, run_as.uid, run_as.gid)
+    for path in folder.rglob("*"):
+        os.chown(path, run_as.uid, run_as.gid, follow_symlinks=False)
 
 
 def _topological(recipes: dict[str, Recipe]) -> list[str]:

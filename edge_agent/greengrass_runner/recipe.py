@@ -2,6 +2,11 @@
 
 Keys are matched case-insensitively (the service accepts `URI`/`Uri`, `Install`/`install`) and
 normalised: recipe and step keys to the reference's spelling, lifecycle step names to lower case.
+Platform values and artifact URIs follow the nucleus, not a friendlier reading: a value matches
+only its exact (case-sensitive) label, `/regex/`, `//` (any value), or `all`/`any` for os and
+architecture (PlatformHelper in aws-greengrass-component-common); an artifact URI must be
+`s3://`, `greengrass:` or `docker:` (the nucleus fails anything else with
+UNSUPPORTED_ARTIFACT_SCHEME, local deployments included).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import InvalidInputError
-from edge_agent.greengrass_runner.semver import Version
+from edge_agent.greengrass_runner.versions import Version, parse_version
 
 STEPS = ("setenv", "bootstrap", "install", "startup", "run", "shutdown", "recover")
 _TOP_KEYS = [
@@ -39,6 +44,10 @@ DEFAULT_TIMEOUT_S = {
     "shutdown": 15.0,
     "recover": 60.0,
 }
+ARTIFACT_SCHEMES = ("s3", "greengrass", "docker")
+_SIMPLE_LABEL = re.compile(r"^[a-zA-Z0-9]")
+_SKIPIF = re.compile(r"^!?\s*(onpath|exists)\s+\S")
+_WILDCARD_KEYS = ("os", "architecture")
 _ARCH = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -66,10 +75,17 @@ class Step:
 class Artifact:
     uri: str
     unarchive: str = "NONE"
+    permission: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.split(":", 1)[0].lower()
 
     @property
     def filename(self) -> str:
-        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+        """The file name the nucleus stores it under: the last segment of the URI's path."""
+        rest = self.uri.split(":", 1)[1] if ":" in self.uri else self.uri
+        return rest.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,7 @@ class Recipe:
 
     @property
     def semver(self) -> Version:
-        return Version.parse(self.version)
+        return parse_version(self.version)
 
     def select(self, host: dict[str, str]) -> tuple[dict[str, Step], dict[str, str], tuple[Artifact, ...]]:
         """Lifecycle steps, Setenv and artifacts of the first manifest this host matches."""
@@ -120,17 +136,35 @@ def host_platform(overrides: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def platform_matches(wanted: dict[str, Any], host: dict[str, str]) -> bool:
-    for key, value in wanted.items():
-        value = str(value)
-        actual = host.get(key)
-        if value == "*":
-            continue
-        if len(value) > 1 and value.startswith("/") and value.endswith("/"):
-            if actual is None or not re.fullmatch(value[1:-1], actual):
-                return False
-        elif actual is None or actual.lower() != value.lower():
-            return False
-    return True
+    """The nucleus's rule (PlatformHelper.testPlatform): every key of the manifest's Platform must match."""
+    return all(_platform_field(key, host.get(key), value) for key, value in (wanted or {}).items())
+
+
+def _platform_field(name: str, label: str | None, template: Any) -> bool:
+    if isinstance(template, list):  # a list of alternatives
+        return any(_platform_value(name, label, item) for item in template)
+    return _platform_value(name, label, template)
+
+
+def _platform_value(name: str, label: str | None, template: Any) -> bool:
+    if template is None:
+        return label is None  # explicit "has no value"
+    if label is None or not isinstance(template, str):
+        return False
+    if template == "//":
+        return True  # "has any value"
+    if len(template) > 2 and template.startswith("/") and template.endswith("/"):
+        try:
+            return re.fullmatch(template[1:-1], label) is not None  # Java String.matches: whole label
+        except re.error as exc:
+            raise RecipeError(
+                f"Platform {name} {template!r} is not a valid regular expression: {exc}"
+            ) from None
+    if name in _WILDCARD_KEYS and template in ("all", "any"):
+        return True
+    if template == "*" or not _SIMPLE_LABEL.match(template):
+        return False  # the nucleus reserves other symbols; `*` is not a wildcard there
+    return template == label  # case-sensitive, as the nucleus compares labels
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -162,7 +196,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
             f"{source} RecipeFormatVersion is {raw['RecipeFormatVersion']!r}; expected '2020-01-25'"
         )
     name, version = str(raw["ComponentName"]), str(raw["ComponentVersion"])
-    Version.parse(version)
+    parse_version(version)
     raw["Manifests"] = [
         _canonical_keys(m, ("Name", "Platform", "Lifecycle", "Artifacts", "Selections"))
         for m in raw.get("Manifests") or []
@@ -223,10 +257,16 @@ def _steps(component: str, lifecycle: dict[str, Any]) -> tuple[dict[str, Step], 
         if not isinstance(script, str):
             raise RecipeError(f"{component} lifecycle step {key} has no Script")
         timeout = spec.get("Timeout", DEFAULT_TIMEOUT_S.get(name))
+        skipif = spec.get("Skipif")
+        if skipif is not None and not _SKIPIF.match(str(skipif).strip()):
+            raise RecipeError(
+                f"{component} lifecycle step {key} Skipif is {skipif!r}; expected '[!]onpath EXECUTABLE' or "
+                "'[!]exists FILE'"
+            )
         steps[name] = Step(
             script=script,
             timeout_s=None if timeout is None else float(timeout),
-            skipif=spec.get("Skipif"),
+            skipif=None if skipif is None else str(skipif),
             setenv={str(k): str(v) for k, v in (spec.get("Setenv") or {}).items()},
             requires_privilege=str(spec.get("RequiresPrivilege", "false")).lower() == "true",
         )
@@ -240,7 +280,65 @@ def _artifact(component: str, data: Any) -> Artifact:
     uri = spec.get("URI")
     if not isinstance(uri, str) or not uri:
         raise RecipeError(f"{component} has an artifact without URI: {data!r}")
+    check_artifact_uri(component, uri)
     unarchive = str(spec.get("Unarchive", "NONE")).upper()
     if unarchive not in ("NONE", "ZIP"):
         raise RecipeError(f"{component} artifact {uri} Unarchive is {unarchive!r}; expected NONE or ZIP")
-    return Artifact(uri, unarchive)
+    permission = {
+        key.lower(): str(value).upper()
+        for key, value in _canonical_keys(spec.get("Permission") or {}, ("Read", "Execute")).items()
+    }
+    for key, value in permission.items():
+        if key not in ("read", "execute") or value not in ("NONE", "OWNER", "ALL"):
+            raise RecipeError(
+                f"{component} artifact {uri} Permission {key}={value!r}; expected Read/Execute NONE, OWNER or ALL"
+            )
+    return Artifact(uri, unarchive, permission)
+
+
+def nucleus_problems(raw: dict[str, Any]) -> list[str]:
+    """What the nucleus would refuse or never match in a recipe, over every manifest (for linting)."""
+    recipe = _canonical_keys(raw, _TOP_KEYS)
+    name = str(recipe.get("ComponentName", "recipe"))
+    problems: list[str] = []
+    for index, manifest in enumerate(recipe.get("Manifests") or []):
+        manifest = _canonical_keys(manifest, ("Name", "Platform", "Lifecycle", "Artifacts", "Selections"))
+        for key, value in (manifest.get("Platform") or {}).items():
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str) or not _usable_platform_value(key, item):
+                    problems.append(
+                        f"{name} manifest {index} Platform {key}={item!r} never matches in the nucleus: use an exact "
+                        "label (case-sensitive), /regex/, // (any value) or, for os and architecture, all"
+                    )
+        for artifact in manifest.get("Artifacts") or []:
+            uri = _canonical_keys(artifact, _ARTIFACT_KEYS).get("URI")
+            try:
+                check_artifact_uri(name, str(uri))
+            except RecipeError as exc:
+                problems.append(str(exc))
+    return problems
+
+
+def _usable_platform_value(key: str, value: str) -> bool:
+    if value == "//" or (len(value) > 2 and value.startswith("/") and value.endswith("/")):
+        return True
+    return bool(_SIMPLE_LABEL.match(value)) or (key in _WILDCARD_KEYS and value in ("all", "any"))
+
+
+def check_artifact_uri(component: str, uri: str) -> None:
+    """Refuse what the nucleus refuses (UNSUPPORTED_ARTIFACT_SCHEME), saying how to stage a local file."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    if scheme in ARTIFACT_SCHEMES:
+        return
+    name = uri.rstrip("/").rsplit("/", 1)[-1] or "FILE"
+    local = (
+        f" To deploy a local file, give the artifact an s3:// URI ending in its file name "
+        f"(s3://BUCKET/PREFIX/{name}) and put the file at <artifacts dir>/{component}/<version>/{name}: "
+        "`edge-agent component run --artifacts DIR` and `greengrass-cli deployment create --artifactDir DIR` "
+        "read it from there."
+    )
+    raise RecipeError(
+        f"{component} artifact {uri!r}: the Greengrass nucleus accepts only s3://, greengrass: and docker: URIs "
+        f"and fails {scheme + ':' if scheme else 'this URI'} with UNSUPPORTED_ARTIFACT_SCHEME, even for local "
+        f"deployments.{local}"
+    )

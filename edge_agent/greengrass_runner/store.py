@@ -3,8 +3,11 @@
     <recipes dir>/*.json|*.yaml|*.yml           any file name; the recipe says name and version
     <artifacts dir>/<name>/<version>/<file>     looked up by the artifact URI's file name
 
-Artifacts not found locally are fetched by URI: file:// (copied) or s3:// (boto3, which honours
-AWS_ENDPOINT_URL for S3-compatible servers).
+That is what `greengrass-cli deployment create --artifactDir DIR` does: an artifact
+`s3://bucket/prefix/model.zip` of component C 1.0.0 is DIR/C/1.0.0/model.zip, whatever the
+bucket. An s3:// artifact not found there is downloaded (boto3, which honours AWS_ENDPOINT_URL
+for S3-compatible servers). Recipes never get here with other schemes: recipe.py refuses them
+as the nucleus does (file:// included).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from edge_agent.errors import AgentError
 from edge_agent.greengrass_runner.recipe import Artifact, Recipe, RecipeError, load_recipe
-from edge_agent.greengrass_runner.semver import satisfies
+from edge_agent.greengrass_runner.versions import satisfies
 
 log = logging.getLogger(__name__)
 RECIPE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -63,35 +66,43 @@ class ComponentStore:
     def fetch(self, recipe: Recipe, artifact: Artifact, destination: Path) -> Path:
         """Copy one artifact to `destination` (a file path)."""
         destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.unlink(missing_ok=True)  # a read-only copy from an earlier deployment
         for folder in self.artifact_dirs:
             local = folder / recipe.name / recipe.version / artifact.filename
             if local.is_file():
                 shutil.copyfile(local, destination)
                 return destination
-        parsed = urlparse(artifact.uri)
-        if parsed.scheme == "file":
-            source = Path(unquote(parsed.path))
-            if not source.is_file():
-                raise AgentError(f"{recipe.name} artifact {artifact.uri}: {source} does not exist")
-            shutil.copyfile(source, destination)
-            return destination
-        if parsed.scheme == "s3":
-            return _download_s3(parsed.netloc, parsed.path.lstrip("/"), destination, artifact.uri)
+        where = (
+            f"not in the artifact folders {[str(d) for d in self.artifact_dirs]} "
+            f"(as {recipe.name}/{recipe.version}/{artifact.filename})"
+        )
+        if artifact.scheme == "s3":
+            parsed = urlparse(artifact.uri)
+            return _download_s3(
+                parsed.netloc, unquote(parsed.path.lstrip("/")), destination, artifact.uri, where
+            )
+        if artifact.scheme == "docker":
+            raise AgentError(
+                f"{recipe.name} artifact {artifact.uri} is a Docker image: the runner does not pull images "
+                "(the nucleus needs the Docker application manager for them); pull it with `docker pull` first "
+                "and leave it out of the recipe you run locally"
+            )
         raise AgentError(
-            f"{recipe.name} artifact {artifact.uri} is not in the artifact folders "
-            f"{[str(d) for d in self.artifact_dirs]} (as {recipe.name}/{recipe.version}/{artifact.filename}) "
-            "and its scheme cannot be fetched (file:// and s3:// can)"
+            f"{recipe.name} artifact {artifact.uri} is {where}; greengrass: artifacts come from the Greengrass "
+            "service, which the runner cannot reach: put the file there"
         )
 
 
-def _download_s3(bucket: str, key: str, destination: Path, uri: str) -> Path:
+def _download_s3(bucket: str, key: str, destination: Path, uri: str, where: str) -> Path:
     try:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        raise AgentError(f"fetching {uri} needs boto3: pip install 'anomaly-edge-agent[s3]'") from None
+        raise AgentError(
+            f"artifact {uri} is {where}; downloading it needs boto3: pip install 'anomaly-edge-agent[s3]'"
+        ) from None
     try:
         boto3.client("s3").download_file(bucket, key, str(destination))
     except (BotoCoreError, ClientError) as exc:
-        raise AgentError(f"cannot download {uri}: {exc}") from None
+        raise AgentError(f"artifact {uri} is {where}, and downloading it failed: {exc}") from None
     return destination

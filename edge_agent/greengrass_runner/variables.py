@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jsonpointer import JsonPointer, JsonPointerException
+
 _VARIABLE = re.compile(
     r"\{(?:(?P<component>[A-Za-z0-9\-_.]+):)?"
     r"(?P<kind>configuration:(?P<pointer>/[^}]*)|artifacts:path|artifacts:decompressedPath|work:path)\}"
@@ -33,19 +35,11 @@ class ComponentPaths:
 
 
 def resolve_pointer(document: Any, pointer: str) -> Any:
-    """RFC 6901 JSON pointer lookup; returns _MISSING when a segment is absent."""
-    if pointer == "":
-        return document
-    node = document
-    for raw in pointer.lstrip("/").split("/"):
-        key = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-            node = node[int(key)]
-        else:
-            return _MISSING
-    return node
+    """RFC 6901 JSON pointer lookup (jsonpointer); returns _MISSING when a segment is absent or malformed."""
+    try:
+        return JsonPointer(pointer).resolve(document, _MISSING)
+    except JsonPointerException:
+        return _MISSING
 
 
 def _render(value: Any) -> str:

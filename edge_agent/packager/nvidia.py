@@ -14,6 +14,7 @@ import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,28 @@ def plan_engine_build(options: dict[str, str], host: HostGpu) -> EnginePlan:
             False, f"the packaging host has TensorRT {host.tensorrt_version}, the target has {trt_version}"
         )
     return EnginePlan(True, f"host matches {gpu_code} and TensorRT {trt_version}")
+
+
+def backend_support(trt_version: str) -> str | None:
+    """Why the device's tensorrt backend cannot use this TensorRT release, or None when it can (the
+    package still runs there on the gpu or cpu backend: it carries the ONNX graph)."""
+    from edge_agent.errors import ModelFailedError
+    from edge_agent.runtime.tensorrt import check_version
+
+    try:
+        check_version(trt_version)
+    except ModelFailedError as exc:
+        return str(exc)
+    return None
+
+
+def tensorrt_problems(graph: Path) -> list[str]:
+    """What TensorRT 8.5 / 10.x would refuse in this graph, checked without a GPU (trt_rules)."""
+    import onnx
+
+    from edge_agent.packager.trt_rules import check_model
+
+    return [str(problem) for problem in check_model(onnx.load(str(graph)))]
 
 
 def detect_host() -> HostGpu:

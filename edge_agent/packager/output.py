@@ -5,6 +5,13 @@ Both use the Greengrass CLI's local-deployment layout, so `edge-agent component 
 
     <root>/recipes/<name>-<version>.json|.yaml
     <root>/artifacts/<name>/<version>/model.zip
+
+The recipe's artifact URI is always s3:// (the nucleus refuses file:// and every other scheme
+with UNSUPPORTED_ARTIFACT_SCHEME): for S3 output, where the job wrote it; for a folder, under
+the S3 location the folder is staged for (the job's S3OutputLocation), else under
+s3://YOUR-BUCKET. Local deployments read the folder and look the artifact up by its file name,
+so they work with either; publishing (`create-component-version`) needs the real bucket, and
+refuses YOUR-BUCKET (upper case is not a valid bucket name), so no recipe points at a stranger's.
 """
 
 from __future__ import annotations
@@ -46,15 +53,31 @@ def artifact_key(name: str, version: str, filename: str) -> str:
     return f"artifacts/{name}/{version}/{filename}"
 
 
-class LocalOutput:
-    """A folder; recipes point at the artifact with a file:// URI (publish with --output s3://...)."""
+UNPUBLISHED_LOCATION = "s3://YOUR-BUCKET"
 
-    def __init__(self, root: Path) -> None:
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/prefix` -> (bucket, prefix without slashes at either end)."""
+    bucket, _, prefix = uri[len("s3://") :].partition("/") if uri.startswith("s3://") else ("", "", "")
+    if not bucket:
+        raise InvalidInputError(f"S3 location {uri!r} names no bucket; expected s3://BUCKET/PREFIX")
+    return bucket, prefix.strip("/")
+
+
+class LocalOutput:
+    """A folder, staged for upload to `s3_location` (s3://BUCKET/PREFIX) that the recipe's URIs name."""
+
+    def __init__(self, root: Path, s3_location: str | None = None) -> None:
         self.root = root.resolve()
         self.uri = str(self.root)
+        if s3_location:
+            bucket, prefix = split_s3_uri(s3_location)
+            self.s3_location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        else:
+            self.s3_location = UNPUBLISHED_LOCATION
 
     def artifact_uri(self, name: str, version: str, filename: str) -> str:
-        return (self.root / artifact_key(name, version, filename)).as_uri()
+        return f"{self.s3_location}/{artifact_key(name, version, filename)}"
 
     def exists(self, relative: str) -> bool:
         return (self.root / relative).exists()
@@ -89,11 +112,8 @@ class S3Output:
     """s3://bucket/prefix through boto3 (endpoint from AWS_ENDPOINT_URL, credentials the usual way)."""
 
     def __init__(self, uri: str, client: object | None = None) -> None:
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise InvalidInputError(f"output {uri!r} names no bucket; expected s3://BUCKET/PREFIX")
-        self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.bucket, self.prefix = split_s3_uri(uri)
+        self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         if client is None:
             try:
                 import boto3
@@ -152,7 +172,8 @@ class S3Output:
             raise OutputError(f"cannot delete s3://{self.bucket}/{key}: {exc}") from None
 
 
-def open_output(uri: str) -> Output:
+def open_output(uri: str, s3_location: str | None = None) -> Output:
+    """S3 output for s3:// URIs; otherwise a folder whose recipes point at `s3_location`."""
     if uri.startswith("s3://"):
         return S3Output(uri)
-    return LocalOutput(Path(uri))
+    return LocalOutput(Path(uri), s3_location)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,9 @@ class RuntimeOptions:
     spin: str = "off"
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
+    # Told what a slow load is doing (a TensorRT engine build takes minutes); the registry shows it
+    # in DescribeModel's status message while the model is STARTING. Backends that load fast ignore it.
+    progress: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 class Runtime(Protocol):

@@ -10,13 +10,14 @@ from edge_agent.runtime.base import Runtime, RuntimeOptions
 
 BACKENDS: dict[str, str] = {
     "cpu": "edge_agent.runtime.ort_cpu",
-    "gpu": "edge_agent.runtime.ort_gpu",
-    "tensorrt": "edge_agent.runtime.tensorrt",
+    "gpu": "edge_agent.runtime.ort_gpu",  # ONNX Runtime: TensorRT EP when usable, else CUDA
+    "gpu-cuda": "edge_agent.runtime.ort_cuda",  # ONNX Runtime: CUDA EP only
+    "tensorrt": "edge_agent.runtime.tensorrt",  # native TensorRT 8.5 / 10.x engines
 }
 
 
 def open_runtime(backend: str, graph: Path, options: RuntimeOptions | None = None) -> Runtime:
-    """Open `graph` with the named backend ("cpu" or "gpu")."""
+    """Open `graph` with the named backend (see BACKENDS)."""
     try:
         module_name = BACKENDS[backend]
     except KeyError:

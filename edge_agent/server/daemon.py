@@ -24,16 +24,19 @@ from pathlib import Path
 
 import grpc
 
+from edge_agent.client import DEFAULT_SOCKET  # the one default socket constant (re-exported here)
 from edge_agent.errors import AgentError
 from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache
+from edge_agent.observability.attach import Observability
+from edge_agent.observability.config import ObservabilityConfig
+from edge_agent.observability.http_server import EndpointError
 from edge_agent.registry import ModelRegistry, RegistryConfig
 from edge_agent.server import status
 from edge_agent.server.service import EdgeAgentService, add_to_server
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
 SUN_PATH_MAX = 107  # bytes usable in sockaddr_un.sun_path
 MAX_STREAMS_PER_CONNECTION = 128
 
@@ -56,6 +59,7 @@ class ServeConfig:
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
     frames_in_place: bool | None = None  # None: read shared-memory frames in place where the guard is built
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)  # metrics, dashboard
 
 
 def socket_path(address: str) -> Path:
@@ -164,6 +168,12 @@ class Daemon:
         self._server: grpc.aio.Server | None = None
         self._service: EdgeAgentService | None = None
         self._socket_inode: tuple[int, int] | None = None
+        self.observability = Observability(
+            config.observability,
+            self.registry,
+            self.segments,
+            lambda: getattr(self._service, "_detect_calls", 0),
+        )
 
     async def start(self) -> None:
         config = self.config
@@ -174,6 +184,7 @@ class Daemon:
         warn_if_others_can_write(self.path)
         message_bytes = config.max_message_mb * (1 << 20)
         server = grpc.aio.server(
+            interceptors=self.observability.interceptors(),
             options=[
                 ("grpc.max_receive_message_length", message_bytes),
                 ("grpc.max_send_message_length", message_bytes),
@@ -184,6 +195,7 @@ class Daemon:
             self.registry, self.segments, config.detect_threads, config.max_inflight_mb << 20
         )
         add_to_server(self._service, server)
+        self.observability.add_to_server(server)  # grpc.health.v1.Health
         # The socket is bound inside add_insecure_port: the umask must already give the final mode.
         old_umask = os.umask(0o777 & ~config.socket_mode)
         try:
@@ -205,6 +217,11 @@ class Daemon:
             raise DaemonError(f"cannot set permissions on {self.path}: {exc.strerror}") from None
         self._socket_inode = (st.st_dev, st.st_ino)
         self._server = server
+        try:
+            await self.observability.start(f"unix://{self.path.absolute()}")
+        except EndpointError as exc:
+            await self.shutdown()
+            raise DaemonError(str(exc)) from None
         threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         log.info(
             "event=ready socket=%s mode=%o group=%s models=%d frames=%s",
@@ -241,11 +258,13 @@ class Daemon:
         if server is None:
             return
         log.info("event=shutting_down socket=%s", self.path)
+        await self.observability.stop()  # health NOT_SERVING before the socket closes
         await server.stop(self.config.shutdown_grace_s)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.registry.close)
         if self._service is not None:
             await loop.run_in_executor(None, self._service.close)
+        await loop.run_in_executor(None, self.observability.close)
         self.segments.close()
         status.REJECTIONS.flush(force=True)
         with contextlib.suppress(OSError):
@@ -262,13 +281,12 @@ def serve(config: ServeConfig) -> None:
 
 async def _serve(config: ServeConfig) -> None:
     daemon = Daemon(config)
-    # Handlers first: a SIGTERM that arrives once the socket exists (during start) is a stop request,
-    # served as soon as start returns, never the default action that kills the process.
     loop = asyncio.get_running_loop()
+    # Before start(): a SIGTERM that lands while the socket is being set up stops the agent cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, daemon, signum)
+    await daemon.start()
     try:
-        await daemon.start()
         await daemon.wait()
     finally:
         await daemon.shutdown()

@@ -3,9 +3,9 @@
 gRPC hands each request's bytes to our deserializer, on the event loop, once the whole message has
 arrived. That is the first moment Python sees it, and the cheapest one to refuse it: a message that
 would take the bytes held by calls in progress past `--max-inflight-mb` is not parsed at all, and the
-call is answered RESOURCE_EXHAUSTED at once. A parsed call holds its charge until it ends (`release`,
-called by `server.status.rpc`; a `Received` dropped without it releases on collection, so a call
-that gRPC abandons between parsing and the handler cannot leak budget).
+call is answered RESOURCE_EXHAUSTED at once. A parsed call holds its charge until it ends: when its
+`Received` is collected (nothing else refers to it once the call is over, a detection that outlives
+its caller included), or earlier through `release`, which `server.status.rpc` calls on a failed call.
 
 What a charge stands for: an inline DetectAnomalies call holds its message (parsed) and one copy of
 the pixels, about twice the charge, while it runs; other calls are a few hundred bytes.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -48,7 +49,9 @@ class InflightBudget:
 
 
 class Received:
-    """What the deserializer hands a handler: the message, or the error that refuses the call."""
+    """What the deserializer hands a handler: the message (its attributes are the message's, so
+    handlers and interceptors use it as one), or the error that refuses the call. It holds the call's
+    charge until `release` or until it is collected, which is when the call has ended."""
 
     __slots__ = ("_budget", "_charge", "error", "message")
 
@@ -63,6 +66,10 @@ class Received:
         self.error = error
         self._budget = budget
         self._charge = charge
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names that are not Received's own: the message's fields and methods.
+        return getattr(object.__getattribute__(self, "message"), name)
 
     def release(self) -> None:
         """Give the call's bytes back to the budget (idempotent); the message is dropped too."""

@@ -5,7 +5,9 @@
   variant paints bright pixels in the `bright` colour and very dark ones (gray < 30) in `dark`.
 - `heavy_package`: resizes inside the graph and runs a conv stack, for latency benchmarks and
   overload tests (cost grows with `layers` and `channels`).
-Every graph follows the package contract: uint8 [H, W, 3] in, everything else inside.
+Every graph follows the package contract: uint8 [H, W, 3] in, everything else inside, and the
+rules TensorRT 8.5 and 10.x parse (opset 17, uint8 only at the input and output next to a Cast;
+edge_agent/packager/trt_rules.py), so the GPU backends can be tested with them too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from edge_agent.model_package import (
     save,
 )
 
-OPSET = 18
+OPSET = 17  # TensorRT 8.5's newest; see edge_agent/training/export.py
 BRIGHT = AnomalyLabel("bright", "#F5A623")
 DARK = AnomalyLabel("dark", "#4A90E2")
 
@@ -56,7 +58,7 @@ def bright_blob_graph(width: int, height: int, segmentation: bool) -> onnx.Model
     n = helper.make_node
     nodes = [
         n("Cast", [INPUT_IMAGE], ["x_f"], to=TensorProto.FLOAT),
-        n("ReduceMean", ["x_f", "axis2"], ["gray"], keepdims=0),
+        n("ReduceMean", ["x_f"], ["gray"], axes=[2], keepdims=0),
         n("Greater", ["gray", "hi"], ["is_bright"]),
         n("Less", ["gray", "lo"], ["is_dark"]),
         n("Cast", ["is_bright"], ["bright_f"], to=TensorProto.FLOAT),
@@ -75,21 +77,21 @@ def bright_blob_graph(width: int, height: int, segmentation: bool) -> onnx.Model
         nodes += [
             n("Mul", ["dark_f", "two"], ["dark2"]),
             n("Add", ["bright_f", "dark2"], ["label_f"]),
-            n("Cast", ["label_f"], ["label"], to=TensorProto.INT64),
-            n("Gather", ["palette", "label"], [OUTPUT_MASK], axis=0),
+            n("Cast", ["label_f"], ["label"], to=TensorProto.INT32),
+            n("Gather", ["palette", "label"], ["mask_f"], axis=0),
+            n("Cast", ["mask_f"], [OUTPUT_MASK], to=TensorProto.UINT8),
             n("Unsqueeze", ["label", "axis2"], ["label3"]),
             n("Equal", ["label3", "classes"], ["onehot_b"]),
             n("Cast", ["onehot_b"], ["onehot"], to=TensorProto.FLOAT),
-            n("ReduceMean", ["onehot", "axes01"], [OUTPUT_AREAS], keepdims=0),
+            n("ReduceMean", ["onehot"], [OUTPUT_AREAS], axes=[0, 1], keepdims=0),
             n("Sub", ["one", "bg_area"], ["fraction"]),
             n("Gather", [OUTPUT_AREAS, "zero"], ["bg_area"], axis=0),
         ]
-        palette = np.array([[0, 0, 0], BRIGHT.rgb(), DARK.rgb()], np.uint8)
+        palette = np.array([[0, 0, 0], BRIGHT.rgb(), DARK.rgb()], np.float32)  # cast to uint8 at the end
         inits += [
             _const("two", np.array(2.0, np.float32)),
             _const("palette", palette),
-            _const("classes", np.array([0, 1, 2], np.int64)),
-            _const("axes01", np.array([0, 1], np.int64)),
+            _const("classes", np.array([0, 1, 2], np.int32)),
             _const("zero", np.array(0, np.int64)),
         ]
     else:

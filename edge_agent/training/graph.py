@@ -2,6 +2,13 @@
 
 It is both what training scores its held-out folds with (through `score_map`) and what is exported
 to ONNX, so the calibrated threshold applies to exactly the computation the agent runs.
+
+uint8 appears only at the graph's boundary: the bitmap is cast to float before anything else, and
+the mask is painted from a float palette and cast to uint8 as the last step. TensorRT accepts
+UINT8 only as a network input or output next to a cast (docs/gpu.md); the values are the same
+(palette entries are whole numbers 0..255, exact in float32, and the cast is exact for them).
+Label indices are int32 and padding is a static index lookup, so no int64 data and no shape
+arithmetic reach the runtime beyond what TensorRT 8.5 parses (tests/unit/training/test_trt_rules.py).
 """
 
 from __future__ import annotations
@@ -14,10 +21,18 @@ from torch import nn
 
 from edge_agent.training.features import PatchFeatures
 from edge_agent.training.head import PatchHead, anomaly_logit
+from edge_agent.training.image_head import ImageHead
 from edge_agent.training.memory_bank import nearest_distance
 
 MAP_UPSAMPLE = 4  # the anomaly map is smoothed at 4x the feature grid
 SMOOTH_SIGMA = 2.0  # Gaussian sigma, in pixels of the upsampled map
+
+
+def reflect_index(size: int, radius: int) -> list[int]:
+    """Source index of each padded position for reflect padding (the edge is not repeated)."""
+    if radius >= size:
+        raise ValueError(f"reflect padding {radius} needs more than {radius} samples, got {size}")
+    return [abs(i) if i < size else 2 * (size - 1) - i for i in range(-radius, size + radius)]
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -40,9 +55,16 @@ class MapSmoother(nn.Module):
 
     def forward(self, grid_map: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(grid_map, scale_factor=float(self.upsample), mode="bilinear", align_corners=False)
-        r = self.radius
-        x = F.conv2d(F.pad(x, [r, r, 0, 0], mode="reflect"), self.kernel_x)
-        return F.conv2d(F.pad(x, [0, 0, r, r], mode="reflect"), self.kernel_y)
+        # Reflect padding as a lookup with constant indices (F.pad's export computes its pads at
+        # run time with int64 shape arithmetic, ConstantOfShape included, which TensorRT 8.5 refuses).
+        # The padded values are the same elements, so the result is the same to the bit.
+        x = self._pad(x, 3)
+        x = F.conv2d(x, self.kernel_x)
+        return F.conv2d(self._pad(x, 2), self.kernel_y)
+
+    def _pad(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        index = torch.tensor(reflect_index(int(x.shape[dim]), self.radius), dtype=torch.int64)
+        return x.index_select(dim, index)
 
 
 class AnomalyGraph(nn.Module):
@@ -64,6 +86,7 @@ class AnomalyGraph(nn.Module):
         width: int,
         palette: torch.Tensor | None = None,
         pixel_threshold: float = 0.0,
+        image_head: ImageHead | None = None,
     ) -> None:
         super().__init__()
         self.features = features
@@ -77,44 +100,64 @@ class AnomalyGraph(nn.Module):
         self.height, self.width = height, width
         self.segmentation = palette is not None
         if palette is not None:
-            self.register_buffer("palette", palette.to(torch.uint8))  # [1 + L, 3], row 0 background
-            self.register_buffer("label_ids", torch.arange(palette.shape[0]).view(-1, 1, 1))
+            # [1 + L, 3], row 0 background; float so the lookup runs in float and uint8 is only the output
+            self.register_buffer("palette", palette.to(torch.uint8).to(torch.float32))
+            self.register_buffer(
+                "label_ids", torch.arange(palette.shape[0], dtype=torch.int32).view(-1, 1, 1)
+            )
         self.pixel_threshold = float(pixel_threshold)
+        self.image_head = image_head
 
-    def patch_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
-        """Anomaly logit per patch [h*w] and, with a head, all label logits [h*w, 1 + L]."""
-        fmap = self.features(image)
+    def patch_logits(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int], torch.Tensor]:
+        """Anomaly logit per patch [h*w], with a head all label logits [h*w, 1 + L], the grid and
+        the patch features [h*w, D]."""
+        fmap = self.features(image.to(torch.float32))  # the bitmap's only use: uint8 ends here
         grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         patches = fmap[0].flatten(1).transpose(0, 1)
         distance = nearest_distance(patches, self.bank, self.bank_sq_norm) / self.distance_scale
         if self.head is None:
-            return distance, None, grid
+            return distance, None, grid, patches
         logits = self.head(patches, distance)
-        return anomaly_logit(logits), logits, grid
+        return anomaly_logit(logits), logits, grid, patches
+
+    def image_score(self, smoothed: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Raw image score [1]: the map's maximum, stacked with the pooled features if an image
+        head learnt from anomalous images (image_head.py)."""
+        raw = smoothed.amax(dim=(1, 2, 3))
+        return raw if self.image_head is None else self.image_head(raw, patches)
 
     def score_map(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw image score [1], smoothed map [1, 1, h', w'])."""
-        amap, _, grid = self.patch_logits(image)
+        amap, _, grid, patches = self.patch_logits(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
-        return smoothed.amax(dim=(1, 2, 3)), smoothed
+        return self.image_score(smoothed, patches), smoothed
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        amap, logits, grid = self.patch_logits(image)
+        amap, logits, grid, patches = self.patch_logits(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
-        raw = smoothed.amax(dim=(1, 2, 3))
+        raw = self.image_score(smoothed, patches)
         score = torch.sigmoid((raw - self.center) / self.scale)
         if not self.segmentation:
             return (score,)
         size = (self.height, self.width)
         full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)[0, 0]
         anomalous = full >= self.pixel_threshold
-        num_labels = int(self.palette.shape[0]) - 1
-        if num_labels == 1 or logits is None:
-            label_index = anomalous.to(torch.int64)
-        else:
-            label_logits = logits[:, 1:].transpose(0, 1).reshape(1, num_labels, *grid)
-            label_full = F.interpolate(label_logits, size=size, mode="bilinear", align_corners=False)[0]
-            label_index = torch.where(anomalous, label_full.argmax(dim=0) + 1, torch.zeros_like(full).long())
-        mask = self.palette[label_index]
+        label_index = self.label_index(anomalous, logits, grid)
+        mask = self.palette[label_index].to(torch.uint8)
         areas = (label_index.unsqueeze(0) == self.label_ids).to(torch.float32).mean(dim=(1, 2))
         return score, mask, areas
+
+    def label_index(
+        self, anomalous: torch.Tensor, logits: torch.Tensor | None, grid: tuple[int, int]
+    ) -> torch.Tensor:
+        """int32 [H, W]: 0 for background, else 1 + the label with the largest upsampled logit."""
+        num_labels = int(self.palette.shape[0]) - 1
+        if num_labels == 1 or logits is None:
+            return anomalous.to(torch.int32)
+        label_logits = logits[:, 1:].transpose(0, 1).reshape(1, num_labels, *grid)
+        size = (self.height, self.width)
+        label_full = F.interpolate(label_logits, size=size, mode="bilinear", align_corners=False)[0]
+        best = label_full.argmax(dim=0).to(torch.int32) + 1
+        return torch.where(anomalous, best, torch.zeros_like(best))

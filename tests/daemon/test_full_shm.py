@@ -47,12 +47,17 @@ def full_shm_agent(packages, *args: str) -> tuple[SpawnedAgent, Path]:
     setup = f"{shlex.quote(sys.executable)} -m tests.daemon.full_shm_setup"
     wrap = ("unshare", "-m", "--propagation", "private", "sh", "-c", f'{MOUNT} && {setup} && exec "$@"', "sh")
     agent = SpawnedAgent(workdir, *args, wrap=wrap)
-    shutil.copytree(packages.classification, agent.models_dir / "cls")
-    shutil.copytree(packages.segmentation, agent.models_dir / "seg")
-    agent.wait_ready()
-    assert "/dev/shm is full" in agent.log(), agent.log()
-    for name in ("cls", "seg"):
-        agent.client.start_model(name, wait=True)
+    try:
+        shutil.copytree(packages.classification, agent.models_dir / "cls")
+        shutil.copytree(packages.segmentation, agent.models_dir / "seg")
+        agent.wait_ready()
+        assert "/dev/shm is full" in agent.log(), agent.log()
+        for name in ("cls", "seg"):
+            agent.client.start_model(name, wait=True)
+    except BaseException:
+        agent.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     return agent, workdir
 
 

@@ -51,10 +51,13 @@ def large_inline(model: str) -> pb.DetectAnomaliesRequest:
 
 
 # 1. Memory -------------------------------------------------------------------------------------------
-def test_rejected_large_inline_calls_leave_no_memory_behind(workdir, packages):
+@pytest.mark.parametrize("metrics", [False, True], ids=["plain", "metrics-interceptor"])
+def test_rejected_large_inline_calls_leave_no_memory_behind(workdir, packages, metrics):
     """With the cyclic collector off in the agent, anything a reference cycle keeps stays: before the
-    fix each rejected 48 MiB call kept about 96 MiB (8 calls: +750 MiB)."""
-    agent = SpawnedAgent(workdir, module="tests.daemon.agent_without_gc")
+    fix each rejected 48 MiB call kept about 96 MiB (8 calls: +750 MiB). With metrics on, the
+    observability interceptor's frames are in the abort's traceback too."""
+    extra = ["--metrics-address", f"unix://{workdir}/metrics.sock"] if metrics else []
+    agent = SpawnedAgent(workdir, *extra, module="tests.daemon.agent_without_gc")
     try:
         shutil.copytree(packages.classification, agent.models_dir / "stopped")
         agent.wait_ready()

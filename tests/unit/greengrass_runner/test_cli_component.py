@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,8 @@ def cli(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        # As ourselves: tmp_path is in a folder ggc_user could not enter (test_run_as covers that user).
+        env={**os.environ, "EDGE_AGENT_RUNNER_USER": pwd.getpwuid(os.geteuid()).pw_name},
     )
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.greengrass_runner.recipe import RecipeError, load_recipe, parse_recipe, platform_matches
+from edge_agent.greengrass_runner.recipe import (
+    RecipeError,
+    load_recipe,
+    nucleus_problems,
+    parse_recipe,
+    platform_matches,
+)
 
 BASE = {"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.A", "ComponentVersion": "1.0.0"}
 LINUX_AMD64 = {"os": "linux", "architecture": "amd64"}
@@ -111,6 +117,12 @@ def test_global_lifecycle_with_selection_keys() -> None:
             "NONE or ZIP",
         ),
         ({**BASE, "ComponentDependencies": {"B": {"DependencyType": "MAYBE"}}}, "HARD or SOFT"),
+        ({**BASE, "Manifests": [{"Artifacts": [{"URI": "file:///m.zip"}]}]}, "UNSUPPORTED_ARTIFACT_SCHEME"),
+        ({**BASE, "Manifests": [{"Lifecycle": {"run": {"Script": "x", "Skipif": "which git"}}}]}, "Skipif"),
+        (
+            {**BASE, "Manifests": [{"Artifacts": [{"URI": "s3://b/m", "Permission": {"Read": "EVERYONE"}}]}]},
+            "NONE, OWNER or ALL",
+        ),
     ],
 )
 def test_malformed_recipes(data: dict, fragment: str) -> None:
@@ -118,11 +130,65 @@ def test_malformed_recipes(data: dict, fragment: str) -> None:
         parse_recipe(data).select(LINUX_AMD64)
 
 
-def test_platform_values() -> None:
-    assert platform_matches({"os": "*", "architecture": "/amd64|aarch64/"}, LINUX_AMD64)
-    assert not platform_matches({"architecture": "/aarch64/"}, LINUX_AMD64)
-    assert platform_matches({"os": "LINUX"}, LINUX_AMD64)
-    assert not platform_matches({"custom": "x"}, LINUX_AMD64)
+@pytest.mark.parametrize(
+    ("wanted", "matches"),
+    [
+        ({"os": "linux", "architecture": "/amd64|aarch64/"}, True),
+        ({"architecture": "/aarch64/"}, False),
+        ({"architecture": "/amd/"}, False),  # a regex must match the whole label (Java String.matches)
+        ({"os": "LINUX"}, False),  # labels compare case-sensitively, as the nucleus compares them
+        ({"os": "Linux"}, False),
+        ({"os": "all", "architecture": "any"}, True),  # AWS's C++ sample client recipe uses os: all
+        ({"os": "//"}, True),  # "has any value"
+        ({"os": "*"}, False),  # PlatformHelper reserves labels that do not start [a-zA-Z0-9]: never a match
+        ({"custom": "x"}, False),  # an attribute the device does not have
+        ({"custom": "all"}, False),  # all/any are wildcards for os and architecture only
+        ({"custom": None}, True),  # explicit "has no value"
+        ({"architecture": ["aarch64", "amd64"]}, True),  # a list is alternatives
+        ({}, True),
+    ],
+)
+def test_platform_values_follow_the_nucleus(wanted: dict, matches: bool) -> None:
+    assert platform_matches(wanted, LINUX_AMD64) is matches
+
+
+def test_a_bad_platform_regex_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match="not a valid regular expression"):
+        platform_matches({"architecture": "/amd64(/"}, LINUX_AMD64)
+
+
+def test_nucleus_problems_lists_what_would_never_deploy() -> None:
+    raw = {
+        **BASE,
+        "Manifests": [
+            {"Platform": {"os": "*"}, "Artifacts": [{"URI": "file:///x/model.zip"}]},
+            {
+                "Platform": {"os": "all"},
+                "Artifacts": [{"URI": "s3://b/p/model.zip"}, {"URI": "docker:repo/img:1"}],
+            },
+        ],
+    }
+    problems = nucleus_problems(raw)
+    assert len(problems) == 2
+    assert "os='*' never matches" in problems[0] and "UNSUPPORTED_ARTIFACT_SCHEME" in problems[1]
+
+
+def test_artifact_file_names_and_permissions() -> None:
+    r = recipe(
+        Manifests=[
+            {
+                "Artifacts": [
+                    {"URI": "s3://bucket/a/b/model.zip", "Permission": {"Read": "ALL", "Execute": "OWNER"}},
+                    {"URI": "greengrass:helper.py"},
+                ]
+            }
+        ]
+    )
+    _, _, artifacts = r.select(LINUX_AMD64)
+    assert [(a.scheme, a.filename, a.permission) for a in artifacts] == [
+        ("s3", "model.zip", {"read": "ALL", "execute": "OWNER"}),
+        ("greengrass", "helper.py", {}),
+    ]
 
 
 def test_yaml_and_json_files(tmp_path: Path) -> None:

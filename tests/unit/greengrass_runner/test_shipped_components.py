@@ -33,11 +33,13 @@ def test_agent_component_contract() -> None:
     for arch in ("amd64", "aarch64"):
         steps, _, artifacts = recipe.select({"os": "linux", "architecture": arch})
         assert "edge-agent" in steps["run"].script and "serve" in steps["run"].script
-        assert any(a.filename.endswith(".whl") for a in artifacts)
+        # One ZIP per platform: the wheelhouse, install.py and the proto at the guide's path.
+        assert [a.filename for a in artifacts] == ["lookoutvision_edge_agent.zip"]
+        assert artifacts[0].unarchive == "ZIP"
     with pytest.raises(Exception, match="no manifest"):
         recipe.select({"os": "linux", "architecture": "arm"})
     # The model recipe's dependency requirement accepts this agent version.
-    from edge_agent.greengrass_runner.semver import satisfies
+    from edge_agent.greengrass_runner.versions import satisfies
 
     assert satisfies(recipe.version, catalogue.agent_version_requirement)
 
@@ -45,8 +47,10 @@ def test_agent_component_contract() -> None:
 def test_client_component_follows_the_guide_example() -> None:
     recipe = load_recipe(REPO / "greengrass/client/recipe.json")
     assert recipe.name == "com.lookoutvision.EdgeAgentPythonExample"
-    (dependency,) = recipe.dependencies
-    assert dependency.hard and dependency.name == recipe.default_configuration["ModelComponent"]
+    by_name = {dependency.name: dependency for dependency in recipe.dependencies}
+    model = by_name[recipe.default_configuration["ModelComponent"]]
+    agent = by_name["aws.iot.lookoutvision.EdgeAgent"]  # its wheelhouse installs the client's libraries
+    assert model.hard and agent.hard and set(by_name) == {model.name, agent.name}
     steps, _, artifacts = recipe.select({"os": "linux", "architecture": "amd64"})
     assert [a.filename for a in artifacts] == [
         "edge_agent_example.py",

@@ -60,9 +60,15 @@ def test_cpu_package_layout_recipe_and_record(blob_segmentation: Path, tmp_path:
     }
     (manifest,) = recipe["Manifests"]
     assert manifest["Platform"] == {"os": "linux", "architecture": "amd64"}
+    # Never file:// (the nucleus refuses it): folder output without an S3 location names the unpublished
+    # bucket; local deployments find the artifact by file name under artifacts/<name>/<version>/.
+    uri = "s3://YOUR-BUCKET/artifacts/com.example.Model/1.0.0/model.zip"
     assert manifest["Artifacts"] == [
-        {"URI": archive.as_uri(), "Unarchive": "ZIP", "Permission": {"Read": "ALL", "Execute": "NONE"}}
+        {"URI": uri, "Unarchive": "ZIP", "Permission": {"Read": "ALL", "Execute": "NONE"}}
     ]
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["Socket"] == (
+        "unix:///tmp/aws.iot.lookoutvision.EdgeAgent.sock"
+    )
     assert "@@" not in json.dumps(recipe)
     model = unzip(archive, tmp_path / "unzipped")
     assert sorted(p.name for p in model.iterdir()) == ["manifest.json", "model.onnx", "target.json"]

@@ -11,22 +11,23 @@ from pathlib import Path
 import pytest
 
 from edge_agent.packager import nvidia
+from edge_agent.packager.catalogue import load_catalogue
 from edge_agent.packager.nvidia import HostGpu, plan_engine_build
 from edge_agent.runtime import BACKENDS
-from edge_agent.runtime.tensorrt import engine_key, engine_path
+from edge_agent.runtime.tensorrt import check_version, engine_key, engine_path, timing_cache_path
 
-OPTIONS = {"gpu-code": "sm_72", "trt-ver": "8.2.1", "cuda-ver": "10.2"}
+OPTIONS = {"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}  # jetson_xavier, JetPack 5.1
 
 
 @pytest.mark.parametrize(
     ("host", "build_now", "fragment"),
     [
         (HostGpu(None, ("sm_72",)), False, "TensorRT is not installed"),
-        (HostGpu("8.2.1.8", ()), False, "no NVIDIA GPU"),
-        (HostGpu("8.2.1.8", ("sm_86",)), False, "has sm_86, the target needs sm_72"),
-        (HostGpu("8.6.1", ("sm_72",)), False, "TensorRT 8.6.1, the target has 8.2.1"),
-        (HostGpu("8.2.3", ("sm_72",)), False, "TensorRT 8.2.3, the target has 8.2.1"),
-        (HostGpu("8.2.1.8", ("sm_86", "sm_72")), True, "matches sm_72"),
+        (HostGpu("8.5.2.2", ()), False, "no NVIDIA GPU"),
+        (HostGpu("8.5.2.2", ("sm_86",)), False, "has sm_86, the target needs sm_72"),
+        (HostGpu("8.6.1", ("sm_72",)), False, "TensorRT 8.6.1, the target has 8.5.2"),
+        (HostGpu("8.5.3", ("sm_72",)), False, "TensorRT 8.5.3, the target has 8.5.2"),
+        (HostGpu("8.5.2.2", ("sm_86", "sm_72")), True, "matches sm_72"),
     ],
 )
 def test_engine_is_built_during_packaging_only_on_a_matching_host(
@@ -57,13 +58,15 @@ def test_detect_host_without_gpu_tools(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_engine_cache_is_keyed_by_gpu_architecture_and_tensorrt_version(tmp_path: Path) -> None:
     graph = tmp_path / "model.onnx"
     graph.write_bytes(b"graph-1")
-    a = engine_path(tmp_path / "cache", graph, "sm_72", "8.2.1")
-    assert a.parent.name == engine_key("sm_72", "8.2.1") == "sm_72-trt8.2.1"
-    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.2.1") == a  # restart: same file
-    assert engine_path(tmp_path / "cache", graph, "sm_86", "8.2.1") != a
-    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.6.1") != a
+    a = engine_path(tmp_path / "cache", graph, "sm_72", "8.5.2.2")
+    assert a.parent.name == engine_key("sm_72", "8.5.2.2") == "sm_72-trt8.5.2.2"
+    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.5.2.2") == a  # restart: same file
+    assert engine_path(tmp_path / "cache", graph, "sm_86", "8.5.2.2") != a
+    assert engine_path(tmp_path / "cache", graph, "sm_72", "10.3.0") != a
+    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.5.2.2", "fp32") != a  # one file per precision
+    assert timing_cache_path(tmp_path / "cache", "sm_72", "8.5.2.2").parent == a.parent
     graph.write_bytes(b"graph-2")
-    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.2.1") != a  # new model, new engine
+    assert engine_path(tmp_path / "cache", graph, "sm_72", "8.5.2.2") != a  # new model, new engine
 
 
 def test_tensorrt_backend_is_registered_and_explains_missing_packages(tmp_path: Path) -> None:
@@ -76,3 +79,29 @@ def test_tensorrt_backend_is_registered_and_explains_missing_packages(tmp_path: 
     except ImportError:
         with pytest.raises((ModelFailedError, ImportError)):
             open_runtime("tensorrt", tmp_path / "model.onnx")
+
+
+def test_jetson_xavier_is_jetpack_5_1_and_its_tensorrt_is_in_the_backends_range() -> None:
+    device = load_catalogue().devices["jetson_xavier"]
+    assert device["compiler_options"] == {"gpu-code": "sm_72", "trt-ver": "8.5.2", "cuda-ver": "11.4"}
+    assert device["software"]["python"] == "3.8" and device["software"]["jetpack"] == "5.1"
+    assert "JetPack 5.1" in device["description"]
+    check_version(device["compiler_options"]["trt-ver"])  # the tensorrt backend accepts 8.5
+    assert nvidia.backend_support(device["compiler_options"]["trt-ver"]) is None
+
+
+@pytest.mark.parametrize(("version", "fragment"), [("8.2.1", "8.5 <= TensorRT < 11"), ("11.4.0", "removed")])
+def test_targets_outside_the_backends_tensorrt_range_are_named(version: str, fragment: str) -> None:
+    assert fragment in (nvidia.backend_support(version) or "")
+
+
+def test_tensorrt_problems_are_listed_for_graphs_tensorrt_would_refuse(
+    blob_segmentation: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    assert nvidia.tensorrt_problems(blob_segmentation / "model.onnx") == []
+    model = onnx.load(str(blob_segmentation / "model.onnx"))
+    model.opset_import[0].version = 18
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    assert any("opset 18" in p for p in nvidia.tensorrt_problems(tmp_path / "m.onnx"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +84,9 @@ def test_package_to_s3_then_deploy_from_s3(s3, blob_model: Path, tmp_path: Path)
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     (recipes / "model.json").write_text(json.dumps(recipe))
-    kernel = Kernel(tmp_path / "root", ComponentStore(recipe_dirs=[recipes]))
+    kernel = Kernel(
+        tmp_path / "root", ComponentStore(recipe_dirs=[recipes]), run_as=pwd.getpwuid(os.geteuid()).pw_name
+    )
     assert kernel.deploy({"com.example.S3Model": "1.0.0"}) == ["com.example.S3Model"]
     assert kernel.list()[0]["state"] == "FINISHED"
     assert (kernel.root / "packages/artifacts/com.example.S3Model/1.0.0/model.zip").stat().st_size == size

@@ -1,11 +1,11 @@
-"""npm-style version requirements as Greengrass uses them in VersionRequirement."""
+"""npm-style version requirements as Greengrass uses them in VersionRequirement (semantic_version.NpmSpec)."""
 
 from __future__ import annotations
 
 import pytest
 
 from edge_agent.errors import InvalidInputError
-from edge_agent.greengrass_runner.semver import Version, satisfies
+from edge_agent.greengrass_runner.versions import parse_version, satisfies
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,9 @@ from edge_agent.greengrass_runner.semver import Version, satisfies
         ("0.0.4", "^0.0.3", False),
         ("1.2.9", "~1.2.0", True),
         ("1.3.0", "~1.2.0", False),
-        ("0.1.0", ">=0.1.0 <2.0.0", True),
+        ("1.4.0", ">=1.3.0 <3.0.0", True),  # AWS's C++ sample client on our agent
+        ("0.1.0", ">=1.3.0 <3.0.0", False),
+        ("1.4.0", ">=0.1.0 <2.0.0", True),  # the GStreamer sample
         ("2.0.0", ">=0.1.0 <2.0.0", False),
         ("3.1.4", "*", True),
         ("3.1.4", "", True),
@@ -42,13 +44,9 @@ def test_requirements(version: str, requirement: str, expected: bool) -> None:
 
 
 def test_ordering_and_errors() -> None:
-    assert sorted(map(Version.parse, ["1.10.0", "1.2.0", "1.2.0-rc.2", "1.2.0-rc.10"])) == [
-        Version(1, 2, 0, "rc.2"),
-        Version(1, 2, 0, "rc.10"),
-        Version(1, 2, 0),
-        Version(1, 10, 0),
-    ]
-    with pytest.raises(InvalidInputError):
-        Version.parse("1.0")
-    with pytest.raises(InvalidInputError):
+    versions = sorted(map(parse_version, ["1.10.0", "1.2.0", "1.2.0-rc.2", "1.2.0-rc.10"]))
+    assert [str(v) for v in versions] == ["1.2.0-rc.2", "1.2.0-rc.10", "1.2.0", "1.10.0"]
+    with pytest.raises(InvalidInputError, match="not a semantic version"):
+        parse_version("1.0")
+    with pytest.raises(InvalidInputError, match="npm-style range"):
         satisfies("1.0.0", ">=one")

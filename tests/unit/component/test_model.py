@@ -1,16 +1,17 @@
-"""Device-side lifecycle steps of a model component: install view, CPU checks, link and unlink."""
+"""Device-side lifecycle steps of a model component: install view, CPU checks, link and unlink, autostart."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
-from edge_agent.packager.device import (
+from edge_agent.component.model import (
     cpu_flags,
     install_view,
     link_model,
@@ -21,21 +22,38 @@ from edge_agent.packager.device import (
     warn_backend_mismatch,
 )
 
+# The packaging job is workstation code (Python >= 3.10, yaml, onnx); these steps also run on 3.8.
+WORKSTATION = sys.version_info >= (3, 10)
+
 
 @pytest.fixture
 def unarchived(blob_model: Path, tmp_path: Path) -> Path:
-    record = start_job(
-        PackagingRequest(
-            blob_model,
-            GreengrassConfiguration(component_name="M", target_platform={"Os": "LINUX", "Arch": "X86_64"}),
-            output=str(tmp_path / "out"),
-        ),
-        JobStore(tmp_path / "jobs.sqlite3"),
-    )
-    assert record.status == "SUCCEEDED"
+    """A model component's unarchived artifact: the packaging job's ZIP where it runs, else its contents."""
     target = tmp_path / "artifacts-unarchived" / "model"
-    with zipfile.ZipFile(tmp_path / "out/artifacts/M/1.0.0/model.zip") as handle:
-        handle.extractall(target)
+    if WORKSTATION:
+        from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
+
+        record = start_job(
+            PackagingRequest(
+                blob_model,
+                GreengrassConfiguration(
+                    component_name="M", target_platform={"Os": "LINUX", "Arch": "X86_64"}
+                ),
+                output=str(tmp_path / "out"),
+            ),
+            JobStore(tmp_path / "jobs.sqlite3"),
+        )
+        assert record.status == "SUCCEEDED"
+        with zipfile.ZipFile(tmp_path / "out/artifacts/M/1.0.0/model.zip") as handle:
+            handle.extractall(target)
+    else:  # what the job puts in the ZIP for an x86 CPU target: the package plus target.json
+        shutil.copytree(blob_model, target)
+        target_json = {
+            "backend": "cpu",
+            "target": {"arch": "X86_64", "accelerator": None},
+            "cpu_requirements": {},
+        }
+        (target / "target.json").write_text(json.dumps(target_json))
     for path in target.iterdir():
         path.chmod(0o444)  # Greengrass artifacts are read-only
     return target
@@ -118,17 +136,56 @@ def test_main_runs_the_recipe_steps(unarchived: Path, tmp_path: Path) -> None:
 
 
 def test_device_steps_stay_light() -> None:
-    """The steps run in the agent's venv at every start: no packaging-job, ONNX, torch or boto3 imports."""
+    """The steps run in the agent's venv at every start: no packaging job, yaml, ONNX, torch or boto3."""
     import subprocess
     import sys
 
     code = (
-        "import sys, edge_agent.packager.device, edge_agent.packager.autostart;"
-        "bad = [m for m in ('torch', 'boto3', 'onnx', 'edge_agent.packager.job') if m in sys.modules];"
+        "import sys, edge_agent.component.model, edge_agent.component.agent_install, edge_agent.packager.device;"
+        "bad = [m for m in ('torch', 'boto3', 'onnx', 'yaml', 'edge_agent.packager.job') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_published_recipes_old_module_name_still_runs_the_steps(unarchived: Path, tmp_path: Path) -> None:
+    """Published model recipes run `python -m edge_agent.packager.device`: it forwards to the new module."""
+    import subprocess
+    import sys
+
+    view = tmp_path / "work" / "model"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent.packager.device",
+            "install",
+            "--source",
+            str(unarchived),
+            "--target",
+            str(view),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (view / "manifest.json").is_symlink() and (view / "engines").is_dir()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_agent.packager.device",
+            "install",
+            "--source",
+            str(tmp_path),
+            "--target",
+            str(view),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "holds no manifest.json" in bad.stderr
 
 
 def test_backend_mismatch_warning() -> None:
@@ -142,7 +199,7 @@ def test_engine_prebuild_never_blocks_the_start(monkeypatch: pytest.MonkeyPatch,
     import sys
     import types
 
-    from edge_agent.packager import device
+    from edge_agent.component import model as device
     from edge_agent.runtime import tensorrt as trt_backend
 
     assert device.prebuild_engine(tmp_path, {"backend": "cpu"}) == "not an NVIDIA package"
