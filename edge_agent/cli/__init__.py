@@ -43,7 +43,7 @@ WORKSTATION: dict[str, tuple[str, tuple[str, ...]]] = {
     "evaluate": ("train", ()),
     "dataset": ("train", ()),
     "package": ("package", ("onnx", "yaml")),
-    "component": ("greengrass", ("yaml",)),
+    "component": ("greengrass", ("yaml", "semantic_version", "jsonpointer")),
 }
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_DAEMON_FAILED = 0, 1, 2, 3
