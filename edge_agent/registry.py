@@ -105,7 +105,7 @@ class InferenceGate:
         with self._changed:
             if self._in_flight >= self._capacity:
                 raise OverloadedError(
-                    f"model {self._model!r} already has {self._in_flight} requests in progress "
+                    f"model {shown(self._model)} already has {self._in_flight} requests in progress "
                     f"({self._concurrency} running, {self._capacity - self._concurrency} queued): "
                     "retry later, or start the agent with a larger --queue-depth"
                 )

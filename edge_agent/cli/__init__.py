@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 # Workstation verbs: they need Python >= 3.10 and the libraries of an extra, which a plain (device)
 # install does not have. verb -> (extra, modules that extra installs). The other verbs are the device
 # runtime and run on every supported Python with the plain install.
@@ -42,7 +43,7 @@ WORKSTATION: dict[str, tuple[str, tuple[str, ...]]] = {
     "evaluate": ("train", ()),
     "dataset": ("train", ()),
     "package": ("package", ("onnx", "yaml")),
-    "component": ("greengrass", ("yaml",)),
+    "component": ("greengrass", ("yaml", "semantic_version", "jsonpointer")),
 }
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_DAEMON_FAILED = 0, 1, 2, 3
@@ -82,7 +83,13 @@ def _installed(module: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", choices=LEVELS)
+    parser.add_argument(
+        "--grpc-log-level",
+        choices=LEVELS,
+        help="level of gRPC's own Python loggers (default: --log-level, but at least INFO: at DEBUG, "
+        "gRPC logs a line per call)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb, (module_name, help_text) in _available_commands().items():
         command = sub.add_parser(verb, help=help_text, description=help_text)
@@ -91,19 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """One line per event: time, level, logger, then the event's key=value fields."""
+def configure_logging(level: str, grpc_level: str | None = None) -> None:
+    """One line per event: time, level, logger, then the event's key=value fields.
+
+    gRPC's aio module logs "Loaded running loop" at DEBUG for every call (1,729 lines in a short
+    test run), which buries the agent's own DEBUG lines: its loggers stay at INFO unless asked.
+    """
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if grpc_level is None:
+        grpc_level = max(logging.getLevelName(level), logging.INFO)
+    logging.getLogger("grpc").setLevel(grpc_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.grpc_log_level)
     problem = workstation_problem(args.command)
     if problem is not None:
         print(f"edge-agent {args.command}: error: {problem}", file=sys.stderr)

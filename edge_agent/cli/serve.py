@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
+
+# Before anything imports ONNX Runtime: it would start telemetry (files under $HOME) on import.
+# See edge_agent/runtime/ort_session.py.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from edge_agent.cli import observability_args
 from edge_agent.errors import InvalidInputError
@@ -49,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--memory-limit-mb", type=int, help="memory budget for all loaded models")
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message (inline images)")
+    parser.add_argument(
+        "--max-inflight-mb",
+        type=int,
+        default=256,
+        help="request bytes all calls in progress may hold; a call beyond it gets RESOURCE_EXHAUSTED "
+        "(default: %(default)s, five 4096x4096 inline frames)",
+    )
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between models-dir scans")
     parser.add_argument("--engine-cache", type=Path, help="where GPU backends cache compiled engines")
     parser.add_argument(
@@ -81,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         ("--threads", args.threads, 0),
         ("--detect-threads", args.detect_threads, 1),
         ("--max-message-mb", args.max_message_mb, 1),
+        ("--max-inflight-mb", args.max_inflight_mb, 1),
     ):
         if value < low:
             raise InvalidInputError(f"{option} is {value}; it must be at least {low}")
@@ -104,6 +117,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         registry=registry,
         detect_threads=args.detect_threads,
         max_message_mb=args.max_message_mb,
+        max_inflight_mb=args.max_inflight_mb,
         poll_interval_s=args.poll_interval,
         frames_in_place=False if args.copy_frames else None,
         observability=observability_args.config_from_args(args),

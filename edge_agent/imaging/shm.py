@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.errors import InvalidInputError, shown
+from edge_agent.errors import AgentError, InvalidInputError, ResourceExhaustedError, shortage, shown
 from edge_agent.imaging import inplace
 
 SHM_ROOT = "/dev/shm"
@@ -79,6 +79,15 @@ def check_range(ref: SegmentRef, field: str) -> None:
         raise InvalidInputError(f"{field}: offset {ref.offset} + size {ref.size} overflows a file offset")
 
 
+class InPlaceReadFailed(ResourceExhaustedError):
+    """A mapped frame faulted although its segment kept its size: the kernel could not supply a page.
+
+    That is what a never-written (sparse) segment on a full /dev/shm does: a read through a mapping
+    must allocate each page of a hole, and fails, where `preadv` reads holes as zeros. The caller
+    reads the frame again by copy; left unhandled it is RESOURCE_EXHAUSTED, which is true.
+    """
+
+
 class _Segment:
     def __init__(self, fd: int, inode: tuple[int, int]) -> None:
         self.fd = fd
@@ -109,14 +118,17 @@ class SegmentCache:
         self.fallback_copies = 0
 
     @contextmanager
-    def frame(self, ref: SegmentRef, spare: np.ndarray, field: str) -> Iterator[np.ndarray]:
+    def frame(
+        self, ref: SegmentRef, spare: np.ndarray, field: str, copy: bool = False
+    ) -> Iterator[np.ndarray]:
         """The frame's `ref.size` bytes as a read-only uint8 array, valid inside the block only.
 
-        In place in the client's segment when the guard is loaded, else copied into `spare` (a
-        uint8 buffer of `ref.size`). A segment truncated while the block runs fails the call when
-        the block ends.
+        In place in the client's segment when the guard is loaded (and not `copy`), else copied into
+        `spare` (a uint8 buffer of `ref.size`). A segment truncated while the block runs fails the
+        call when the block ends; a mapped frame whose pages could not be supplied raises
+        InPlaceReadFailed then (read it again with `copy`).
         """
-        if not self.in_place:
+        if copy or not self.in_place:
             self.read_into(ref, memoryview(spare), field)
             yield spare
             return
@@ -136,12 +148,18 @@ class SegmentCache:
                 # A cut inside the frame's last page faults nothing (the page still exists up to the
                 # cut, zeros after it): the size check catches that one.
                 end = ref.offset + ref.size
-                shrank = mapping.faulted_before(end) or os.fstat(segment.fd).st_size < end
+                faulted = mapping.faulted_before(end)
+                shrank = os.fstat(segment.fd).st_size < end
                 self._leave_mapping(segment, mapping)
             if shrank:
                 raise InvalidInputError(
-                    f"{field}: shared memory segment {ref.name!r} shrank while the agent read it: "
+                    f"{field}: shared memory segment {shown(ref.name)} shrank while the agent read it: "
                     "do not resize a segment during a call"
+                )
+            if faulted:
+                raise InPlaceReadFailed(
+                    f"{field}: the pages of shared memory segment {shown(ref.name)} could not be mapped "
+                    "(a segment never written, on a full /dev/shm or short of memory)"
                 )
 
     def read_into(self, ref: SegmentRef, out: memoryview, field: str) -> None:
@@ -157,13 +175,16 @@ class SegmentCache:
 
     def _read_fd(self, fd: int, ref: SegmentRef, out: memoryview, field: str) -> None:
         (first_start, first_end), *rest = _parts(ref.size, self._read_threads)
-        jobs = [self._reader().submit(os.preadv, fd, [out[a:b]], ref.offset + a) for a, b in rest]
-        # The calling thread reads the first part itself: one thread hand-off fewer.
-        done = os.preadv(fd, [out[first_start:first_end]], ref.offset + first_start)
-        done += sum(job.result() for job in jobs)  # a short part makes the sum short
+        try:
+            jobs = [self._reader().submit(os.preadv, fd, [out[a:b]], ref.offset + a) for a, b in rest]
+            # The calling thread reads the first part itself: one thread hand-off fewer.
+            done = os.preadv(fd, [out[first_start:first_end]], ref.offset + first_start)
+            done += sum(job.result() for job in jobs)  # a short part makes the sum short
+        except OSError as exc:
+            raise _os_failure(exc, f"{field}: cannot read segment {shown(ref.name)}") from None
         if done != ref.size:
             raise InvalidInputError(
-                f"{field}: shared memory segment {ref.name!r} shrank while the agent read it "
+                f"{field}: shared memory segment {shown(ref.name)} shrank while the agent read it "
                 f"(got {done} of {ref.size} bytes): do not resize a segment during a call"
             )
 
@@ -175,9 +196,23 @@ class SegmentCache:
             )
         with self._use(ref, writable=True, field=field) as segment:
             _require_fits(segment.fd, ref, len(data), field)
-            done = os.pwrite(segment.fd, data, ref.offset)
+            done = 0
+            try:
+                # A short write is how tmpfs reports running out of space part way: the next one
+                # says ENOSPC.
+                while done < len(data):
+                    written = os.pwrite(segment.fd, data[done:], ref.offset + done)
+                    if written == 0:
+                        break
+                    done += written
+            except OSError as exc:
+                raise _os_failure(
+                    exc, f"{field}: cannot write the mask into segment {shown(ref.name)}"
+                ) from None
         if done != len(data):
-            raise InvalidInputError(f"{field}: wrote only {done} of {len(data)} mask bytes to {ref.name!r}")
+            raise InvalidInputError(
+                f"{field}: wrote only {done} of {len(data)} mask bytes to {shown(ref.name)}"
+            )
 
     def drop_unlinked(self) -> int:
         """Close cached descriptors of segments their owners have unlinked; returns how many.
@@ -271,10 +306,11 @@ class SegmentCache:
             st = os.stat(ref.path, follow_symlinks=False)
         except FileNotFoundError:
             raise InvalidInputError(
-                f"{field}: no shared memory segment named {ref.name!r}; create it (shm_open) before the call"
+                f"{field}: no shared memory segment named {shown(ref.name)}; create it (shm_open) before "
+                "the call"
             ) from None
         except OSError as exc:
-            raise InvalidInputError(f"{field}: cannot inspect segment {ref.name!r}: {exc.strerror}") from None
+            raise _os_failure(exc, f"{field}: cannot inspect segment {shown(ref.name)}") from None
         inode = (st.st_dev, st.st_ino)
         key = (ref.name, writable)
         with self._lock:
@@ -337,20 +373,25 @@ def _open_segment(ref: SegmentRef, writable: bool, field: str) -> int:
         fd = os.open(ref.path, flags)
     except FileNotFoundError:
         raise InvalidInputError(
-            f"{field}: no shared memory segment named {ref.name!r}; create it (shm_open) before the call"
+            f"{field}: no shared memory segment named {shown(ref.name)}; create it (shm_open) before the call"
         ) from None
     except PermissionError:
         mode = "read and write" if writable else "read"
         raise InvalidInputError(
-            f"{field}: the agent may not {mode} segment {ref.name!r}: give the agent's user access "
+            f"{field}: the agent may not {mode} segment {shown(ref.name)}: give the agent's user access "
             "(e.g. create it with mode 0660 and the ggc_group group)"
         ) from None
     except OSError as exc:
-        raise InvalidInputError(f"{field}: cannot open segment {ref.name!r}: {exc.strerror}") from None
+        raise _os_failure(exc, f"{field}: cannot open segment {shown(ref.name)}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise InvalidInputError(f"{field}: {ref.name!r} is not a shared memory segment")
+        raise InvalidInputError(f"{field}: {shown(ref.name)} is not a shared memory segment")
     return fd
+
+
+def _os_failure(exc: OSError, doing: str) -> AgentError:
+    """A shortage on the agent's side is RESOURCE_EXHAUSTED; any other failure is the client's segment."""
+    return shortage(exc, doing, SHM_ROOT) or InvalidInputError(f"{doing}: {exc.strerror or exc}")
 
 
 def _parts(size: int, threads: int) -> list[tuple[int, int]]:
@@ -366,6 +407,6 @@ def _require_fits(fd: int, ref: SegmentRef, length: int, field: str) -> None:
     actual = os.fstat(fd).st_size
     if ref.offset + length > actual:
         raise InvalidInputError(
-            f"{field}: segment {ref.name!r} holds {actual} bytes but offset {ref.offset} + size {length} "
+            f"{field}: segment {shown(ref.name)} holds {actual} bytes but offset {ref.offset} + size {length} "
             f"= {ref.offset + length}: make the segment larger or fix offset/size"
         )

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from edge_agent.errors import ModelPackageError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.runtime.base import SPIN_MODES, RuntimeOptions
+
+# No telemetry from an agent on a factory device. ONNX Runtime 1.32 starts it when first imported:
+# it writes a device id and an event database under $HOME/.cache/Microsoft/DeveloperTools/.onnxruntime
+# (or logs "Failed to persist telemetry device ID" where HOME is not writable). Only this variable,
+# set before that import, stops it; disable_telemetry_events() afterwards still writes the files.
+# `edge-agent serve` sets it before anything imports ONNX Runtime; this covers library use.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort
+
+ort.disable_telemetry_events()  # the events themselves, in versions that honour only the call
 
 
 class OrtRuntime:

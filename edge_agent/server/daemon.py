@@ -1,8 +1,8 @@
 """The daemon: Unix socket (mode 0660, group, stale file), asyncio gRPC server, models-dir poller, signals.
 
-Start-up order: claim the socket path (refuse a live agent, replace a stale file), bind under a
-umask that yields the socket mode from the first instant, set the group, start the poller, log
-`event=ready`. Shutdown (SIGTERM/SIGINT): stop accepting calls, let calls in flight finish (grace),
+Start-up order: signal handlers, claim the socket path (refuse another user's socket or a live
+listener, replace a stale socket of ours), bind under a umask that yields the socket mode from the
+first instant, set the group, start the poller, log `event=ready`. Shutdown (SIGTERM/SIGINT): stop accepting calls, let calls in flight finish (grace),
 stop every model, remove our socket file.
 """
 
@@ -14,6 +14,7 @@ import errno
 import grp
 import logging
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -31,6 +32,7 @@ from edge_agent.observability.attach import Observability
 from edge_agent.observability.config import ObservabilityConfig
 from edge_agent.observability.http_server import EndpointError
 from edge_agent.registry import ModelRegistry, RegistryConfig
+from edge_agent.server import status
 from edge_agent.server.service import EdgeAgentService, add_to_server
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class ServeConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     detect_threads: int = 32  # DetectAnomalies calls in progress at once; more get RESOURCE_EXHAUSTED
     max_message_mb: int = 64  # a 4096x4096 RGB image inline is 48 MiB
+    max_inflight_mb: int = 256  # request bytes held by calls in progress; beyond: RESOURCE_EXHAUSTED
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
     frames_in_place: bool | None = None  # None: read shared-memory frames in place where the guard is built
@@ -76,14 +79,32 @@ def socket_path(address: str) -> Path:
     return Path(path)
 
 
+PROTECTED_DIR_HINT = (
+    "start the agent with --socket in a directory only the agent's user and group can write, "
+    "e.g. unix:///run/edge-agent/agent.sock (see docs/threat-model.md)"
+)
+
+
 def claim_socket_path(path: Path) -> None:
-    """Refuse a live agent on `path`; remove a stale socket left by a dead one."""
+    """Refuse a path another user's socket or a live listener holds; remove a stale socket of ours.
+
+    In a world-writable directory (the default /tmp) anyone can put a socket at the path first; the
+    agent never takes over such a file, and says how to avoid the risk.
+    """
     try:
         st = path.lstat()
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise DaemonError(f"cannot inspect {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(st.st_mode):
         raise DaemonError(f"{path} exists and is not a socket; remove it or choose another --socket")
+    if st.st_uid != os.geteuid():
+        raise DaemonError(
+            f"{path} is a socket of another user ({_user_name(st.st_uid)}), not of the agent's user "
+            f"({_user_name(os.geteuid())}): it may be a stale file of another agent or a program waiting "
+            f"for this agent's clients. Remove it as that user or root, or {PROTECTED_DIR_HINT}"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -93,14 +114,45 @@ def claim_socket_path(path: Path) -> None:
             raise DaemonError(
                 f"cannot check whether an agent is listening on {path}: {exc.strerror}"
             ) from None
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as unlink_error:
+            raise DaemonError(
+                f"cannot remove the stale socket {path}: {unlink_error.strerror}; remove it, or "
+                f"{PROTECTED_DIR_HINT}"
+            ) from None
         log.info("event=stale_socket_removed socket=%s", path)
         return
     finally:
         probe.close()
     raise DaemonError(
-        f"another agent is already listening on {path}: stop it first or start this one with another --socket"
+        f"something is already listening on {path} (another agent, or another program holding the "
+        f"path): stop it, or {PROTECTED_DIR_HINT}"
     )
+
+
+def warn_if_others_can_write(path: Path) -> None:
+    """A socket in a directory other users can write can be squatted before the agent starts."""
+    directory = path.absolute().parent
+    try:
+        mode = directory.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IWOTH:
+        log.warning(
+            "event=socket_dir_world_writable dir=%s reason=%r",
+            directory,
+            f"any local user can create {path.name} there before the agent starts; {PROTECTED_DIR_HINT}",
+        )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name}, uid {uid}"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class Daemon:
@@ -129,6 +181,7 @@ class Daemon:
             raise DaemonError(f"--models-dir {config.models_dir} is not a directory")
         gid = _group_id(config.socket_group)
         claim_socket_path(self.path)
+        warn_if_others_can_write(self.path)
         message_bytes = config.max_message_mb * (1 << 20)
         server = grpc.aio.server(
             interceptors=self.observability.interceptors(),
@@ -138,7 +191,9 @@ class Daemon:
                 ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
             ],
         )
-        self._service = EdgeAgentService(self.registry, self.segments, config.detect_threads)
+        self._service = EdgeAgentService(
+            self.registry, self.segments, config.detect_threads, config.max_inflight_mb << 20
+        )
         add_to_server(self._service, server)
         self.observability.add_to_server(server)  # grpc.health.v1.Health
         # The socket is bound inside add_insecure_port: the umask must already give the final mode.
@@ -188,6 +243,7 @@ class Daemon:
                 self.segments.drop_unlinked()
             except Exception:
                 log.exception("event=segment_sweep_error")
+            status.REJECTIONS.flush()
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -210,6 +266,7 @@ class Daemon:
             await loop.run_in_executor(None, self._service.close)
         await loop.run_in_executor(None, self.observability.close)
         self.segments.close()
+        status.REJECTIONS.flush(force=True)
         with contextlib.suppress(OSError):
             st = self.path.stat()
             if (st.st_dev, st.st_ino) == self._socket_inode:

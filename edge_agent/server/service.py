@@ -19,15 +19,14 @@ from typing import TypeVar
 
 import grpc
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from edge_agent.errors import OverloadedError
-from edge_agent.imaging.shm import SegmentCache, SegmentRef
+from edge_agent.imaging.shm import InPlaceReadFailed, SegmentCache, SegmentRef
 from edge_agent.inference import Detection
 from edge_agent.protocol import edge_agent_pb2 as pb
 from edge_agent.protocol import edge_agent_pb2_grpc as pb_grpc
 from edge_agent.registry import ModelRegistry, Slot
-from edge_agent.server import wire
+from edge_agent.server import intake, wire
 from edge_agent.server.status import rpc
 
 log = logging.getLogger(__name__)
@@ -36,9 +35,16 @@ T = TypeVar("T")
 
 
 class EdgeAgentService(pb_grpc.EdgeAgentServicer):
-    def __init__(self, registry: ModelRegistry, segments: SegmentCache, detect_workers: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        segments: SegmentCache,
+        detect_workers: int,
+        max_inflight_bytes: int = 256 * intake.MIB,
+    ) -> None:
         self.registry = registry
         self.segments = segments
+        self.budget = intake.InflightBudget(max_inflight_bytes)
         self.max_detect_calls = detect_workers
         self._detect_pool = ThreadPoolExecutor(detect_workers, thread_name_prefix="detect")
         self._control_pool = ThreadPoolExecutor(CONTROL_WORKERS, thread_name_prefix="control")
@@ -70,7 +76,16 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
             raise
         # Released when the job ends (or is cancelled before it starts), not when the caller gives up.
         job.add_done_callback(lambda _: self._release_detect())
-        return await asyncio.wrap_future(job)
+        done = asyncio.wrap_future(job)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The caller gave up, but the job still reads the request: the call keeps its bytes
+            # charged to the in-flight budget until the job ends.
+            await asyncio.wait((done,))
+            if not done.cancelled():
+                done.exception()  # retrieved: an error nobody waits for is not worth a log line
+            raise
 
     def _release_detect(self) -> None:
         with self._count_lock:
@@ -79,9 +94,12 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
     def _detect(self, request: pb.DetectAnomaliesRequest) -> bytes:
         """Run one detection; the answer is already serialized (wire.encode_detection says why)."""
         call = wire.decode_detect(request)
-        admit = self.registry.inference(call.model_component, call.width, call.height)
-        with admit as slot, self._pixels(call, slot) as image:
-            detection = slot.predictor.predict(image)
+        try:
+            detection = self._predict(call, copy=False)
+        except InPlaceReadFailed:
+            # The segment kept its size but its pages could not be mapped (a never-written segment
+            # on a full /dev/shm): a copy reads them as the zeros they hold, as --copy-frames does.
+            detection = self._predict(call, copy=True)
         handle_out = self._write_mask(call, request, detection)
         log.debug(
             "event=detected model=%s anomalous=%s score=%.4f",
@@ -91,13 +109,19 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         )
         return wire.encode_detection(call, detection, handle_out)
 
+    def _predict(self, call: wire.DetectCall, copy: bool) -> Detection:
+        admitted = self.registry.inference(call.model_component, call.width, call.height)
+        with admitted as slot, self._pixels(call, slot, copy) as image:
+            return slot.predictor.predict(image)
+
     @contextmanager
-    def _pixels(self, call: wire.DetectCall, slot: Slot) -> Iterator[np.ndarray]:
-        """The frame as uint8 [H, W, 3], valid inside the block (a shared-memory frame may be read in place)."""
+    def _pixels(self, call: wire.DetectCall, slot: Slot, copy: bool) -> Iterator[np.ndarray]:
+        """The frame as uint8 [H, W, 3], valid inside the block (a shared-memory frame may be read in
+        place unless `copy`)."""
         if isinstance(call.pixels, wire.InlinePixels):
             yield wire.inline_array(call, call.pixels)
             return
-        with self.segments.frame(call.pixels, slot.buffer, "bitmap.shared_memory_handle") as data:
+        with self.segments.frame(call.pixels, slot.buffer, "bitmap.shared_memory_handle", copy) as data:
             yield data.reshape(call.height, call.width, 3)
 
     def _write_mask(
@@ -169,24 +193,6 @@ def _shutdown_cancelling(pool: ThreadPoolExecutor) -> None:
         pool.shutdown(wait=True)
 
 
-class Undecodable:
-    """Stands in for a request whose bytes are not the expected message; the handler reports it."""
-
-    def __init__(self, type_name: str, reason: str) -> None:
-        self.type_name = type_name
-        self.reason = reason
-
-
-def _tolerant(message_type: type) -> Callable[[bytes], object]:
-    def deserialize(data: bytes) -> object:
-        try:
-            return message_type.FromString(data)
-        except DecodeError as exc:
-            return Undecodable(message_type.DESCRIPTOR.full_name, str(exc))
-
-    return deserialize
-
-
 def _serializer(message_type: type) -> Callable[[object], bytes]:
     """Messages are serialized by protobuf; handlers that answer with bytes wrote them already."""
 
@@ -199,13 +205,14 @@ def _serializer(message_type: type) -> Callable[[object], bytes]:
 
 
 def add_to_server(service: EdgeAgentService, server: grpc.aio.Server) -> None:
-    """Register like the generated add_EdgeAgentServicer_to_server, but bytes that do not parse
-    reach our handler (INVALID_ARGUMENT with a reason) instead of gRPC's generic error."""
+    """Register like the generated add_EdgeAgentServicer_to_server, but through `intake`: bytes
+    beyond the in-flight budget are refused before parsing, and bytes that do not parse reach our
+    handler (INVALID_ARGUMENT with a reason) instead of gRPC's generic error."""
     descriptor = pb.DESCRIPTOR.services_by_name["EdgeAgent"]
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(service, method.name),
-            request_deserializer=_tolerant(getattr(pb, method.input_type.name)),
+            request_deserializer=intake.deserializer(getattr(pb, method.input_type.name), service.budget),
             response_serializer=_serializer(getattr(pb, method.output_type.name)),
         )
         for method in descriptor.methods

@@ -73,12 +73,13 @@ def decode_detect(request: pb.DetectAnomaliesRequest) -> DetectCall:
     source = bitmap.WhichOneof("data")
     pixels: InlinePixels | SegmentRef
     if source == "byte_data":
-        if len(bitmap.byte_data) != expected:
+        data = bitmap.byte_data  # a copy of the field's bytes on every access: take it once
+        if len(data) != expected:
             raise InvalidInputError(
-                f"bitmap.byte_data holds {len(bitmap.byte_data)} bytes; a {width}x{height} RGB888 "
+                f"bitmap.byte_data holds {len(data)} bytes; a {width}x{height} RGB888 "
                 f"image needs width*height*3 = {expected}"
             )
-        pixels = InlinePixels(bitmap.byte_data)
+        pixels = InlinePixels(data)
     elif source == "shared_memory_handle":
         pixels = decode_segment(bitmap.shared_memory_handle, "bitmap.shared_memory_handle")
         if pixels.size != expected:

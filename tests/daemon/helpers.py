@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
+from edge_agent.client import EdgeAgentClient
 from edge_agent.protocol import edge_agent_pb2 as pb
+from tests.conftest import REPO
 
 WIDTH, HEIGHT = 128, 96
 _names = itertools.count()
@@ -64,3 +71,79 @@ def _varint(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+class SpawnedAgent:
+    """`edge-agent serve` started the test's own way: another entry point (`python -m MODULE`), another
+    environment or user, or under a command `wrap` that execs it. Serves `models_dir`; stopped with
+    SIGTERM by `stop()`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        module: str = "edge_agent",
+        global_args: tuple[str, ...] = (),
+        wrap: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.socket_path = workdir / "agent.sock"
+        self.models_dir = workdir / "models"
+        self.models_dir.mkdir(exist_ok=True)
+        self.log_path = workdir / "agent.log"
+        command = [
+            *wrap,
+            sys.executable,
+            "-m",
+            module,
+            *global_args,
+            "serve",
+            "--socket",
+            f"unix://{self.socket_path}",
+        ]
+        command += ["--models-dir", str(self.models_dir), "--poll-interval", "0.2", "--threads", "1", *args]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env, preexec_fn=preexec_fn
+            )
+        self.client = EdgeAgentClient(f"unix://{self.socket_path}", timeout_s=120)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> SpawnedAgent:
+        try:
+            grpc.channel_ready_future(self.client.channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            raise AssertionError(f"agent did not become ready; log:\n{self.log()}") from None
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def rss_mib(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, step_s: float = 0.05) -> bool:
+    """Poll until `predicate()` holds (readiness, never a fixed sleep); False if it never did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return predicate()

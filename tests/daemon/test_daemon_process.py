@@ -51,7 +51,8 @@ def test_a_second_agent_on_a_live_socket_is_refused(start_agent):
     first = start_agent()
     second = start_agent(workdir=first.workdir, ready=False)
     assert second.proc.wait(30) == 3
-    assert "another agent is already listening" in second.log()
+    log = second.log()
+    assert "something is already listening" in log and "start the agent with --socket in a directory" in log
     assert first.client.list_models() == []  # the first one is undisturbed
 
 
@@ -166,14 +167,16 @@ def test_calls_whose_request_never_arrives_do_not_block_other_clients(start_agen
 
 
 def test_socket_has_its_mode_even_under_a_permissive_umask(packages, tmp_path):
+    """The mode is checked the instant the socket appears; the SIGTERM that follows at once must still
+    end in a clean exit (it once raced the signal handlers: tests/daemon/test_hardening.py)."""
     path = tmp_path / "a.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_agent", "serve", "--socket", f"unix://{path}"],
         preexec_fn=lambda: os.umask(0),
     )
     try:
-        assert wait_until(path.exists, 30)
+        assert wait_until(path.exists, 120), "the agent never created its socket"
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
     finally:
         proc.terminate()
-        assert proc.wait(30) == 0
+        assert proc.wait(60) == 0

@@ -129,6 +129,85 @@ def test_random_detect_requests_end_in_defined_codes(target):
     assert "event=internal_error" not in agent.log()
 
 
+CONTROL_MODELS = ["fz-ctl-a", "fz-ctl-b"]  # only the control fuzz starts and stops these
+
+
+def _unknown_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field the messages do not define (kept as an unknown field)."""
+    key, length = (number << 3) | 2, len(payload)
+    out = bytearray()
+    for value in (key, length):
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+    return bytes(out) + payload
+
+
+@st.composite
+def control_calls(draw):
+    """(method, serialized request): real names, near misses, hostile text, extra unknown fields."""
+    method = draw(st.sampled_from(["StartModel", "StopModel", "DescribeModel", "ListModels"]))
+    name = draw(
+        st.one_of(
+            st.sampled_from(
+                [*CONTROL_MODELS, "fz-stopped", "", "missing", "fz-ctl-a\x00", "FZ-CTL-A", " fz-ctl-a"]
+            ),
+            st.text(max_size=40),
+            st.sampled_from(["x" * 128, "x" * 129, "\n" * 200, "../" * 50, "\u202e" * 10]),
+        )
+    )
+    request = METHODS[method]() if method == "ListModels" else METHODS[method](model_component=name)
+    raw = request.SerializeToString()
+    if draw(st.booleans()):
+        raw += _unknown_field(draw(st.integers(2, 2000)), draw(st.binary(max_size=64)))
+    return method, raw
+
+
+def test_random_control_requests_end_in_defined_codes(target, packages):
+    agent, _ = target
+    for name in CONTROL_MODELS:
+        agent.add_model(name, packages.classification)
+    assert {m.name for m in agent.client.list_models()} >= set(CONTROL_MODELS)
+    fds_before = agent.open_fds()
+    calls = {
+        method: agent.client.channel.unary_unary(
+            f"/AWS.LookoutVision.EdgeAgent/{method}", request_serializer=None, response_deserializer=None
+        )
+        for method in ("StartModel", "StopModel", "DescribeModel", "ListModels")
+    }
+    seen: dict[tuple[str, str], int] = {}
+
+    @SETTINGS
+    @given(call=control_calls())
+    def check(call):
+        method, raw = call
+        code = status_of(lambda: calls[method](raw, timeout=60))
+        seen[method, code] = seen.get((method, code), 0) + 1
+        assert code in DEFINED, (method, code, raw)
+        if method == "ListModels":
+            assert code == "OK", raw  # it has no fields to get wrong
+
+    check()
+    assert agent.proc.poll() is None, agent.log()
+    # Every method was answered both ways, so the fuzz reached past validation.
+    for method in ("StartModel", "StopModel", "DescribeModel"):
+        assert (method, "OK") in seen and (method, "NOT_FOUND") in seen, seen
+    assert ("StartModel", "FAILED_PRECONDITION") in seen or ("StopModel", "FAILED_PRECONDITION") in seen
+    # The models the fuzz drove end in a state of the state machine, never FAILED.
+    for name in CONTROL_MODELS:
+        status = agent.client.describe_model(name).status
+        if status == "STARTING":
+            status = agent.client.wait_for(name, "RUNNING", 120).status
+        assert status in ("RUNNING", "STOPPED"), (name, status)
+        if status == "RUNNING":
+            agent.client.stop_model(name)
+    assert agent.client.describe_model("fz-cls").status == "RUNNING"  # others undisturbed
+    assert agent.open_fds() <= fds_before + 8
+    assert "event=internal_error" not in agent.log()
+
+
 METHODS = {
     "DetectAnomalies": pb.DetectAnomaliesRequest,
     "DescribeModel": pb.DescribeModelRequest,

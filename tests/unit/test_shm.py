@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
 import pytest
 
 from edge_agent.client import SharedMemoryBuffer
-from edge_agent.errors import InvalidInputError
-from edge_agent.imaging.shm import PARALLEL_READ_PART, SegmentCache, SegmentRef, _parts, segment_name
+from edge_agent.errors import InvalidInputError, ResourceExhaustedError
+from edge_agent.imaging.shm import (
+    PARALLEL_READ_PART,
+    SegmentCache,
+    SegmentRef,
+    _os_failure,
+    _parts,
+    segment_name,
+)
 
 
 @pytest.fixture
@@ -124,3 +132,30 @@ def test_descriptors_of_unlinked_segments_are_dropped_and_their_memory_freed(cac
     cache.read_into(SegmentRef(kept.name.lstrip("/"), 16, 0), memoryview(out), "f")
     assert cache.drop_unlinked() == 0
     kept.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.ENOSPC, "/dev/shm is full"),
+        (errno.EMFILE, "out of file descriptors"),
+        (errno.ENFILE, "the system is out of file descriptors"),
+        (errno.ENOMEM, "out of memory"),
+    ],
+)
+def test_shortages_on_the_agents_side_are_resource_exhausted(code, words):
+    error = _os_failure(OSError(code, os.strerror(code)), "f: cannot open segment 'x'")
+    assert isinstance(error, ResourceExhaustedError)
+    assert words in str(error) and str(error).startswith("f: cannot open segment 'x'")
+
+
+def test_other_os_errors_stay_the_clients():
+    error = _os_failure(OSError(errno.ELOOP, os.strerror(errno.ELOOP)), "f: cannot open segment 'x'")
+    assert type(error) is InvalidInputError and "symbolic links" in str(error)
+
+
+def test_long_segment_names_are_clipped_in_messages(cache):
+    name = "s" * 255
+    with pytest.raises(InvalidInputError) as info:
+        cache.read_into(SegmentRef(name, 10, 0), memoryview(np.empty(10, np.uint8)), "f")
+    assert "s" * 81 not in str(info.value) and "(255 characters)" in str(info.value)

@@ -56,7 +56,7 @@ def test_cpu_package_layout_recipe_and_record(blob_segmentation: Path, tmp_path:
     recipe = json.loads((out / "recipes/com.example.Model-1.0.0.json").read_text())
     assert yaml.safe_load((out / "recipes/com.example.Model-1.0.0.yaml").read_text()) == recipe
     assert recipe["ComponentDependencies"] == {
-        "aws.iot.lookoutvision.EdgeAgent": {"VersionRequirement": ">=0.1.0 <2.0.0", "DependencyType": "HARD"}
+        "aws.iot.lookoutvision.EdgeAgent": {"VersionRequirement": ">=1.3.0 <2.0.0", "DependencyType": "HARD"}
     }
     (manifest,) = recipe["Manifests"]
     assert manifest["Platform"] == {"os": "linux", "architecture": "amd64"}
