@@ -122,9 +122,9 @@ def gpu_providers(
 
 
 def open_runtime(graph: Path, options: RuntimeOptions, use_tensorrt: bool = True) -> Any:
-    import onnxruntime as ort
+    from edge_agent.runtime import ort_session  # imports ONNX Runtime with its telemetry off
 
-    from edge_agent.runtime.ort_session import OrtRuntime
+    ort, OrtRuntime = ort_session.ort, ort_session.OrtRuntime
 
     available = list(ort.get_available_providers())
     check_install(installed_runtimes(), available)
