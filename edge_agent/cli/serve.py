@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between models-dir scans")
     parser.add_argument("--engine-cache", type=Path, help="where GPU backends cache compiled engines")
     parser.add_argument(
+        "--device-id", type=int, default=0, help="CUDA device the GPU backends use (default 0)"
+    )
+    parser.add_argument(
         "--copy-frames",
         action="store_true",
         help="copy shared-memory frames instead of reading them in place (the default where the "
@@ -91,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         ("--concurrency", args.concurrency, 1),
         ("--queue-depth", args.queue_depth, 0),
         ("--threads", args.threads, 0),
+        ("--device-id", args.device_id, 0),
         ("--detect-threads", args.detect_threads, 1),
         ("--max-message-mb", args.max_message_mb, 1),
         ("--max-inflight-mb", args.max_inflight_mb, 1),
@@ -102,7 +106,10 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     registry = RegistryConfig(
         backend=args.backend,
         runtime=RuntimeOptions(
-            intra_op_threads=args.threads, spin=args.runtime_spin, cache_dir=args.engine_cache
+            intra_op_threads=args.threads,
+            spin=args.runtime_spin,
+            device_id=args.device_id,
+            cache_dir=args.engine_cache,
         ),
         concurrency=args.concurrency,
         queue_depth=args.queue_depth,
