@@ -30,7 +30,7 @@ from edge_agent.packager.config import GreengrassConfiguration, PackagingSpec, r
 from edge_agent.packager.jobs import JobRecord, JobStore
 from edge_agent.packager.output import Output, artifact_key, open_output, recipe_key
 from edge_agent.packager.recipe import MODEL_ARTIFACT, model_recipe, to_json, to_yaml
-from edge_agent.packager.samples import image_inputs, synthetic_inputs
+from edge_agent.packager.samples import image_inputs, synthetic_inputs, write_package_samples
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ def _package(
         samples = image_inputs(request.sample_images, package.manifest) + synthetic_inputs(package.manifest)
         if spec.target.is_nvidia:
             build = _compile_nvidia(package, spec, stage)
+            # The device checks a TensorRT FP16 engine against the CPU on these (runtime/precision.py).
+            write_package_samples(stage, image_inputs(request.sample_images, package.manifest))
         else:
             build = _compile_cpu(package, request, stage, samples, Path(scratch))
             build["cpu_requirements"] = cpu_requirements(spec, catalogue)
@@ -282,6 +284,10 @@ def _compile_nvidia(package: ModelPackage, spec: PackagingSpec, stage: Path) -> 
         "prebuilt": None,
         "decision": plan.reason,
         "build_on_device": not plan.build_now,
+        # What TensorRT 8.5 / 10.x would refuse in this graph, and whether the device's tensorrt
+        # backend supports the target's release; the package still runs on the gpu and cpu backends.
+        "tensorrt_problems": nvidia.tensorrt_problems(graph),
+        "backend_support": nvidia.backend_support(options["trt-ver"]),
     }
     if plan.build_now:
         from edge_agent.runtime import tensorrt

@@ -231,7 +231,12 @@ def check_model(model: onnx.ModelProto) -> list[Problem]:
 
 def _check_opset(model: onnx.ModelProto) -> list[Problem]:
     problems = []
+    # ONNX Runtime's optimizer saves an import for each of its domains, used or not; the parser only
+    # needs plugins for operators of a domain it does not know.
+    used = {node.domain for node in model.graph.node} | {"", "ai.onnx"}
     for opset in model.opset_import:
+        if opset.domain not in used:
+            continue
         if opset.domain in ("", "ai.onnx"):
             if not MIN_OPSET <= opset.version <= MAX_OPSET:
                 problems.append(

@@ -113,6 +113,10 @@ def test_nvidia_package_ships_onnx_and_build_settings_here(blob_model: Path, tmp
     assert target["engine"]["gpu_code"] == "sm_86" and "TensorRT" in target["engine"]["decision"]
     assert target["optimization"]["level"] == "basic"
     assert not (model / "engines").exists()
+    # The graph passes TensorRT's rules, TensorRT 10.3 is a release the device backend takes, and
+    # the device's FP16 check finds the package's samples.
+    assert target["engine"]["tensorrt_problems"] == [] and target["engine"]["backend_support"] is None
+    assert (model / "samples.npz").is_file()
 
 
 def test_existing_name_and_version_is_refused_without_a_record(blob_model: Path, tmp_path: Path) -> None:

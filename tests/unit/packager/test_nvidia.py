@@ -105,3 +105,25 @@ def test_tensorrt_problems_are_listed_for_graphs_tensorrt_would_refuse(
     model.opset_import[0].version = 18
     onnx.save(model, str(tmp_path / "m.onnx"))
     assert any("opset 18" in p for p in nvidia.tensorrt_problems(tmp_path / "m.onnx"))
+
+
+def test_only_custom_domains_that_nodes_use_need_a_plugin(tmp_path):
+    """ONNX Runtime's optimizer imports all its domains; TensorRT minds only the ones nodes use."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_agent.packager.trt_rules import check_model
+
+    def model(domain: str) -> onnx.ModelProto:
+        node = helper.make_node("Relu" if not domain else "FusedGemm", ["x"], ["y"], domain=domain)
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        )
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+
+    assert not [p for p in check_model(model("")) if "custom domain" in str(p)]
+    assert [p for p in check_model(model("com.microsoft")) if "custom domain 'com.microsoft'" in str(p)]
