@@ -299,7 +299,7 @@ class Deployment:
                 "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
                 "ExtraServeArguments": "--poll-interval 0.2",
             },
-            MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60"},
+            MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60", "Socket": self.socket},
             CLIENT: {
                 "ModelComponent": MODEL,
                 "Socket": self.socket,
