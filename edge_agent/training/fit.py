@@ -4,8 +4,16 @@ How this works: the training images are dealt into K folds (normal and anomalous
 For each fold, a memory bank built from the *other* folds' normal images gives every patch of the
 fold an honest nearest-neighbour distance (a bank containing the image itself would say 0). With
 masks, a patch head is then fitted per fold on the other folds' (feature, distance) pairs and
-scores the held-out fold. These out-of-fold maps set the image threshold, the score scale and the
-pixel threshold; the final bank and head are refitted on everything.
+scores the held-out fold. Without masks (classification) but with anomalous images, a
+multiple-instance head learns the same way from the top-scoring patches of each anomalous image
+(mil.py), or, by default, a stacked image head on the raw score and the pooled patch features
+(image_head.py). These out-of-fold maps set the image threshold, the score scale and the pixel threshold;
+the final bank and head are refitted on everything.
+
+The final bank holds every normal image, a fold's bank only (K-1)/K of them, so an unseen image
+lies closer to the final bank than a held-out image to its fold's bank. With anomalous images,
+`footing_factor` measures that shrinkage from banks of two sizes and the final graph's distance
+scale absorbs it, so the threshold chosen on out-of-fold scores applies to the final model's scores.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import torch.nn.functional as F
 from edge_agent.training.calibration import ScoreCalibration, calibrate, iou_best_pixel_threshold
 from edge_agent.training.graph import MapSmoother
 from edge_agent.training.head import PatchHead, anomaly_logit, fit_head
+from edge_agent.training.image_head import ImageHead, ImageHeadSettings, fit_stack
 from edge_agent.training.memory_bank import distances, select_coreset
+from edge_agent.training.mil import MilSettings, fit_mil, separation
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +41,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class FitSettings:
     folds: int = 5
-    supervised: bool = True  # learn from the masks (False: plain PatchCore, for comparison)
+    supervised: bool = True  # learn from masks or anomalous images (False: plain PatchCore)
     coreset_fraction: float = 0.1
     max_bank: int = 4096  # bounds the graph's matmul: latency grows linearly with the bank
     head_hidden: int = 64  # 0: logistic regression
@@ -39,6 +49,11 @@ class FitSettings:
     weight_decay: float = 1e-3
     positive_fraction: float = 0.5  # a patch is a defect patch when this much of it is masked
     max_normal_patches: int = 30000  # subsample of normal patches the head trains on
+    # Classification with anomalous images: "stack" (image head), "mil" (patch head) or "none".
+    image_model: str = "stack"
+    image: ImageHeadSettings = field(default_factory=ImageHeadSettings)
+    mil: MilSettings = field(default_factory=MilSettings)
+    footing: bool = True  # put final-model scores on the out-of-fold footing (needs anomalous images)
 
 
 @dataclass
@@ -51,6 +66,7 @@ class FitResult:
     oof_scores: np.ndarray
     oof_pixel_iou: float | None
     details: dict[str, object] = field(default_factory=dict)
+    image_head: ImageHead | None = None
 
 
 def _fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -117,16 +133,38 @@ def fit(
 
     # 1. out-of-fold distances
     oof_distance = torch.empty(count, h * w)
+    measure_footing = settings.footing and bool(is_anomalous.any()) and folds >= 3
+    smoother = MapSmoother()
+    large: list[np.ndarray] = []
+    small: list[np.ndarray] = []
+    sizes: list[tuple[int, int]] = []
     for k in range(folds):
         rest = normal[fold_of[normal] != k]
-        bank_k = _build_bank(patches[rest].reshape(-1, dim), settings, seed + k)
+        chosen = select_coreset(
+            patches[rest].reshape(-1, dim), _bank_size(len(rest) * h * w, settings), seed + k
+        )
+        bank_k = patches[rest].reshape(-1, dim)[chosen].clone()
         held = np.flatnonzero(fold_of == k)
         oof_distance[held] = distances(patches[held].reshape(-1, dim), bank_k).view(len(held), h * w)
+        held_normal = held[~is_anomalous[held]]
+        keep = torch.from_numpy(fold_of[rest] != (k + 1) % folds)[chosen // (h * w)]
+        if measure_footing and len(held_normal) and bool(keep.any()):
+            fewer = distances(patches[held_normal].reshape(-1, dim), bank_k[keep])
+            with torch.no_grad():
+                for out, dist in ((large, oof_distance[held_normal]), (small, fewer)):
+                    out.append(smoother(dist.view(len(held_normal), 1, h, w)).amax(dim=(1, 2, 3)).numpy())
+            sizes.append((len(rest), int(np.sum(fold_of[rest] != (k + 1) % folds))))
         step(f"memory bank fold {k + 1}/{folds}")
     distance_scale = float(oof_distance[normal].std()) or 1.0
     oof_distance /= distance_scale
     bank = _build_bank(patches[normal].reshape(-1, dim), settings, seed + folds)
     step("memory bank")
+    footing, footing_info = 1.0, None
+    if measure_footing:
+        weights = [len(x) for x in large]
+        n_large = float(np.average([a for a, _ in sizes], weights=weights)) if sizes else 0.0
+        n_small = float(np.average([b for _, b in sizes], weights=weights)) if sizes else 0.0
+        footing, footing_info = footing_factor(large, small, n_large, n_small, len(normal))
 
     # 2. supervised head on out-of-fold distances
     head: PatchHead | None = None
@@ -156,12 +194,26 @@ def fit(
             step(f"patch head fold {k + 1}/{folds}")
         head = _fit_head(patches, oof_distance, targets, np.arange(count), num_labels, settings, seed)
         step("patch head")
+    image_info = None
+    learn_images = settings.supervised and label_index is None and bool(is_anomalous.any())
+    if learn_images and settings.image_model == "mil":
+        mil = fit_mil(patches, oof_distance, is_anomalous, fold_of, folds, (h, w), settings.mil, seed, step)
+        image_info = mil.details
+        if mil.head is not None:
+            head, oof_map = mil.head, mil.oof_map
 
     # 3. thresholds from the out-of-fold maps
-    smoother = MapSmoother()
     with torch.no_grad():
         smoothed = smoother(oof_map.view(count, 1, h, w))
     oof_scores = smoothed.amax(dim=(1, 2, 3)).numpy().astype(np.float64)
+    image_head = None
+    if learn_images and settings.image_model == "stack":
+        stack = fit_stack(
+            oof_scores, patches.mean(dim=1), is_anomalous, fold_of, folds, settings.image, separation
+        )
+        image_info = stack.details
+        image_head, oof_scores = stack.head, stack.oof_scores
+        step("image head")
     calibration = calibrate(oof_scores, is_anomalous)
     pixel_threshold, pixel_iou = 0.0, None
     if label_index is not None:
@@ -180,6 +232,9 @@ def fit(
     details: dict[str, object] = {
         "folds": folds,
         "bank_size": len(bank),
+        "distance_footing": footing_info,
+        "oof_normal_median": float(np.median(oof_scores[~is_anomalous])),
+        "image_head": image_info,
         "feature_dim": dim,
         "feature_grid": [h, w],
         "supervised_head": supervised,
@@ -196,14 +251,41 @@ def fit(
     )
     return FitResult(
         bank=bank,
-        distance_scale=distance_scale,
+        distance_scale=distance_scale * footing,
         head=head,
         calibration=calibration,
         pixel_threshold=pixel_threshold,
         oof_scores=oof_scores,
         oof_pixel_iou=pixel_iou,
         details=details,
+        image_head=image_head,
     )
+
+
+def footing_factor(
+    large: list[np.ndarray], small: list[np.ndarray], n_large: float, n_small: float, n_final: int
+) -> tuple[float, dict[str, object]]:
+    """How much closer an unseen image lies to the final bank than to a fold's bank (factor <= 1).
+
+    large/small: per fold, the raw scores of its held-out normal images against the fold's bank
+    (n_large normal images on average) and against the part of that bank drawn from n_small of them
+    (one more fold left out; the coreset keeps about the same share of each image's patches, so it
+    is a bank of fewer images at the same density, at no extra cost). Nearest-neighbour distances
+    shrink as a power of the number of bank images: the two sizes give the exponent, which is
+    extrapolated to the n_final images of the final bank.
+    """
+    if not large or n_small <= 0 or n_small >= n_large:
+        return 1.0, {"factor": 1.0, "reason": "too few normal images to measure it"}
+    ratio = float(np.concatenate(small).sum() / max(np.concatenate(large).sum(), 1e-12))
+    exponent = float(np.clip(np.log(max(ratio, 1e-9)) / np.log(n_large / n_small), 0.0, 1.0))
+    factor = float((n_large / n_final) ** exponent)
+    return factor, {
+        "factor": round(factor, 5),
+        "exponent": round(exponent, 4),
+        "fold_bank_images": round(n_large, 2),
+        "smaller_bank_images": round(n_small, 2),
+        "final_bank_images": n_final,
+    }
 
 
 def _fit_head(

@@ -21,6 +21,7 @@ from torch import nn
 
 from edge_agent.training.features import PatchFeatures
 from edge_agent.training.head import PatchHead, anomaly_logit
+from edge_agent.training.image_head import ImageHead
 from edge_agent.training.memory_bank import nearest_distance
 
 MAP_UPSAMPLE = 4  # the anomaly map is smoothed at 4x the feature grid
@@ -85,6 +86,7 @@ class AnomalyGraph(nn.Module):
         width: int,
         palette: torch.Tensor | None = None,
         pixel_threshold: float = 0.0,
+        image_head: ImageHead | None = None,
     ) -> None:
         super().__init__()
         self.features = features
@@ -104,28 +106,38 @@ class AnomalyGraph(nn.Module):
                 "label_ids", torch.arange(palette.shape[0], dtype=torch.int32).view(-1, 1, 1)
             )
         self.pixel_threshold = float(pixel_threshold)
+        self.image_head = image_head
 
-    def patch_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
-        """Anomaly logit per patch [h*w] and, with a head, all label logits [h*w, 1 + L]."""
+    def patch_logits(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int], torch.Tensor]:
+        """Anomaly logit per patch [h*w], with a head all label logits [h*w, 1 + L], the grid and
+        the patch features [h*w, D]."""
         fmap = self.features(image.to(torch.float32))  # the bitmap's only use: uint8 ends here
         grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         patches = fmap[0].flatten(1).transpose(0, 1)
         distance = nearest_distance(patches, self.bank, self.bank_sq_norm) / self.distance_scale
         if self.head is None:
-            return distance, None, grid
+            return distance, None, grid, patches
         logits = self.head(patches, distance)
-        return anomaly_logit(logits), logits, grid
+        return anomaly_logit(logits), logits, grid, patches
+
+    def image_score(self, smoothed: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Raw image score [1]: the map's maximum, stacked with the pooled features if an image
+        head learnt from anomalous images (image_head.py)."""
+        raw = smoothed.amax(dim=(1, 2, 3))
+        return raw if self.image_head is None else self.image_head(raw, patches)
 
     def score_map(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw image score [1], smoothed map [1, 1, h', w'])."""
-        amap, _, grid = self.patch_logits(image)
+        amap, _, grid, patches = self.patch_logits(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
-        return smoothed.amax(dim=(1, 2, 3)), smoothed
+        return self.image_score(smoothed, patches), smoothed
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        amap, logits, grid = self.patch_logits(image)
+        amap, logits, grid, patches = self.patch_logits(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
-        raw = smoothed.amax(dim=(1, 2, 3))
+        raw = self.image_score(smoothed, patches)
         score = torch.sigmoid((raw - self.center) / self.scale)
         if not self.segmentation:
             return (score,)

@@ -287,6 +287,7 @@ def _build_graph(
         dataset.width,
         palette=palette,
         pixel_threshold=fitted.pixel_threshold,
+        image_head=fitted.image_head,
     ).eval()
 
 
@@ -313,7 +314,7 @@ def _provenance(
         "training_anomalous": len(train_ds.anomalous),
         "test_images": len(test_ds.samples) if test_ds else 0,
         "seed": config.seed,
-        "algorithm": "patchcore+patch-head" if fitted.head is not None else "patchcore",
+        "algorithm": _algorithm(fitted),
         "backbone": {"name": "efficientnet-lite0", "weights_sha256": WEIGHTS_SHA256},
         "features": {
             "long_side": config.features.long_side,
@@ -328,6 +329,15 @@ def _provenance(
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _algorithm(fitted: FitResult) -> str:
+    if fitted.image_head is not None:
+        return "patchcore+image-head"
+    if fitted.head is None:
+        return "patchcore"
+    image_head = fitted.details.get("image_head")
+    return "patchcore+mil-head" if isinstance(image_head, dict) else "patchcore+patch-head"
 
 
 def _move_into_place(staging: Path, output: Path, overwrite: bool) -> None:
