@@ -201,22 +201,22 @@ def client_store(root: Path, agent: BuiltComponent, python: DevicePython) -> Pat
     dependencies[MODEL] = dependencies.pop("com.example.AnomalyModel")
     (recipes / f"{CLIENT}-1.0.0.json").write_text(json.dumps(raw, indent=2))
     shutil.copy(REPO / "greengrass/client/edge_agent_example.py", artifacts)
-    write_client_stubs(artifacts, device_protobuf(agent, python), root / "protoc")
+    write_client_stubs(artifacts, device_pins(agent, python), root / "protoc")
     return root
 
 
-def device_protobuf(agent: BuiltComponent, python: DevicePython) -> str:
-    """The protobuf pin the client gets from the agent's wheelhouse for that Python."""
+def device_pins(agent: BuiltComponent, python: DevicePython) -> list[str]:
+    """The grpcio and protobuf pins the client gets from the agent's wheelhouse for that Python."""
     tag = "cp" + python.version.replace(".", "")
     with zipfile.ZipFile(agent.archive) as archive:
         pins = archive.read(f"wheelhouse/{tag}/client.txt").decode().split()
-    (pin,) = [p for p in pins if p.startswith("protobuf==")]
-    return pin
+    return [p for p in pins if p.startswith(("grpcio==", "protobuf=="))]
 
 
-def write_client_stubs(folder: Path, protobuf: str, tools: Path) -> None:
+def write_client_stubs(folder: Path, pins: list[str], tools: Path) -> None:
     """edge_agent_pb2*.py as docs/greengrass.md says: protoc of the grpcio-tools that goes with the
-    device's protobuf (newer gencode refuses an older runtime), installed beside this interpreter."""
+    device's grpcio and protobuf (newer generated code refuses an older runtime), installed beside this
+    interpreter."""
     subprocess.run(
         [
             sys.executable,
@@ -228,7 +228,7 @@ def write_client_stubs(folder: Path, protobuf: str, tools: Path) -> None:
             "--target",
             str(tools),
             "grpcio-tools",
-            protobuf,
+            *pins,
         ],
         check=True,
         capture_output=True,
@@ -299,7 +299,7 @@ class Deployment:
                 "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
                 "ExtraServeArguments": "--poll-interval 0.2",
             },
-            MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60"},
+            MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60", "Socket": self.socket},
             CLIENT: {
                 "ModelComponent": MODEL,
                 "Socket": self.socket,

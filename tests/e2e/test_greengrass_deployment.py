@@ -68,7 +68,11 @@ def _deploy(
         [agent.recipe_path.parents[1], model_store, client_store(tmp_path / "client", agent, python)],
         python,
     )
-    deployment.run(AGENT, f"{MODEL}=1.0.0", CLIENT, merges=deployment.merges(images))
+    try:
+        deployment.run(AGENT, f"{MODEL}=1.0.0", CLIENT, merges=deployment.merges(images))
+    except BaseException:  # what came up stays up after a failed deployment: stop it
+        deployment.remove_all()
+        raise
     return deployment
 
 
