@@ -10,6 +10,7 @@ For each image size, one run of this script:
 5. alternates rounds of 2, 3 and 4 to cancel drift, and reports p50/p99 and ratios to the raw p50.
 
 Run: .venv/bin/python bench/agent_overhead.py [--rounds 3] [--calls 30] [--sizes 640x480,1024x1024,4096x4096]
+With --metrics: metrics on vs off instead, two agents in one run (bench/metrics_overhead.py).
 """
 
 from __future__ import annotations
@@ -154,7 +155,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="runtime threads, same for raw and agent")
     parser.add_argument("--sizes", default="640x480,1024x1024,4096x4096")
     parser.add_argument("--copy-frames", action="store_true", help="start the agent with --copy-frames")
+    parser.add_argument("--metrics", action="store_true", help="compare agents with metrics on and off")
     args = parser.parse_args()
+    if args.metrics:
+        from metrics_overhead import bench_metrics, hot_path_cost, print_rows
+
+        workdir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
+        try:
+            sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+            rows = [bench_metrics(w, h, args.rounds, args.calls, args.threads, workdir) for w, h in sizes]
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(
+            f"\ncpu cores: {os.cpu_count()}, runtime threads: {args.threads or 'default'}, rounds: {args.rounds}"
+        )
+        print_rows(rows)
+        cost = hot_path_cost()["per_call_us"]
+        print(
+            f"\ncounting, in-process: {cost:.1f} us per call ({100 * cost / 1000 / 20:.3f}% of a 20 ms model)"
+        )
+        return
     workdir = Path(tempfile.mkdtemp(prefix="ea-bench-", dir="/tmp"))
     rows = []
     try:

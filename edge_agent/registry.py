@@ -31,7 +31,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -196,6 +196,8 @@ class ModelRegistry:
         self._sync_lock = threading.Lock()
         self._admission_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        # listener(model component, status) after each state change; status None: removed
+        self._listeners: list[Callable[[str, int | None], None]] = []
         for name, directory in (static_models or {}).items():
             self._entries[name] = _Entry(name, Path(directory), static=True)
             log.info("event=model_added model=%s source=static dir=%s", name, directory)
@@ -242,6 +244,7 @@ class ModelRegistry:
                 if name not in self._entries:
                     self._entries[name] = _Entry(name, path, static=False)
                     log.info("event=model_added model=%s source=models_dir dir=%s", name, path)
+                    self._notify(name, STOPPED)
             for name, entry in list(self._entries.items()):
                 if not entry.static and found is not None and name not in found:
                     del self._entries[name]
@@ -271,6 +274,7 @@ class ModelRegistry:
             was_active = old.status in (STARTING, RUNNING)
         log.info("event=model_changed model=%s restart=%s", old.name, was_active)
         self._retire(old)
+        self._notify(fresh.name, STOPPED)  # the name is still deployed: known again, not running
         if not was_active:
             return
         try:
@@ -287,6 +291,7 @@ class ModelRegistry:
             entry.removed = True
         self._cancel(entry)
         log.info("event=model_removed model=%s", entry.name)
+        self._notify(entry.name, None)
 
     def _cancel(self, entry: _Entry) -> None:
         """Discard a load in progress and stop the model if it runs."""
@@ -309,6 +314,28 @@ class ModelRegistry:
                 f"no model component named {name!r} on this agent; ListModels shows the deployed ones"
             )
         return entry
+
+    # observers (health, metrics) ---------------------------------------------------------------
+    def add_listener(self, listener: Callable[[str, int | None], None]) -> None:
+        """Call `listener` after every state change, from the thread that made it; it must not block."""
+        self._listeners.append(listener)
+
+    def _notify(self, name: str, status: int | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(name, status)
+            except Exception:
+                log.exception("event=state_listener_error model=%s", name)
+
+    def model_directory(self, name: str) -> Path:
+        """The package directory of a known model component (for labels read from its manifest)."""
+        return self._get(name).directory
+
+    def in_flight(self) -> dict[str, int]:
+        """DetectAnomalies requests running or queued, per RUNNING model."""
+        with self._lock:
+            entries = list(self._entries.values())
+        return {e.name: e.gate.in_flight for e in entries if e.gate is not None}
 
     # queries ---------------------------------------------------------------------------------
     def list(self) -> list[ModelInfo]:
@@ -334,6 +361,7 @@ class ModelRegistry:
             entry.generation += 1
             generation = entry.generation
         log.info("event=model_starting model=%s", name)
+        self._notify(name, target)
         threading.Thread(
             target=self._load, args=(entry, generation), name=f"load-{name}", daemon=True
         ).start()
@@ -394,6 +422,7 @@ class ModelRegistry:
             entry.status = next_state(entry.name, entry.status, Event.LOADED)
             entry.message = f"running on {self.config.backend}; loaded in {elapsed_ms:.0f} ms"
         log.info("event=model_running model=%s load_ms=%.0f", entry.name, elapsed_ms)
+        self._notify(entry.name, RUNNING)
 
     def _open(self, entry: _Entry, generation: int) -> tuple[Predictor, InferenceGate]:
         """Everything a load does that can fail: read, verify, open, warm up, allocate buffers."""
@@ -430,6 +459,7 @@ class ModelRegistry:
             entry.message = problem
             entry.memory_bytes = 0
         log.warning("event=model_failed model=%s reason=%r", entry.name, problem)
+        self._notify(entry.name, FAILED)
 
     def stop(self, name: str) -> int:
         """StopModel: synchronous; STOPPING is visible to concurrent DescribeModel calls."""
@@ -441,6 +471,7 @@ class ModelRegistry:
             entry.message = "stopping: finishing requests in progress"
             predictor, gate = entry.predictor, entry.gate
         log.info("event=model_stopping model=%s", entry.name)
+        self._notify(entry.name, STOPPING)
         if gate is not None:
             gate.close()
             if not gate.drain(self.config.drain_timeout_s):
@@ -452,6 +483,7 @@ class ModelRegistry:
             status = entry.status = next_state(entry.name, entry.status, Event.STOPPED)
             entry.message = ""
         log.info("event=model_stopped model=%s", entry.name)
+        self._notify(entry.name, status)
         return status  # STOPPED, even if a StartModel follows at once
 
     # inference -------------------------------------------------------------------------------

@@ -96,9 +96,9 @@ EOF
 # 2. The model -----------------------------------------------------------------------------------
 MODEL=${1:-}
 if [ -z "$MODEL" ] && [ -f "$WHEELS/cookies-model/manifest.json" ]; then MODEL="$WHEELS/cookies-model"; fi
+COOKIES=${COOKIES:-/work/shared/datasets/cookies}
+[ -d "$COOKIES" ] || COOKIES=$ROOT/shared/datasets/cookies
 if [ -z "$MODEL" ]; then
-  COOKIES=${COOKIES:-/work/shared/datasets/cookies}
-  [ -d "$COOKIES" ] || COOKIES=$ROOT/shared/datasets/cookies
   if [ -f "$COOKIES/train.manifest" ] && "$PY" -c "import torch" 2>/dev/null; then
     MODEL="$OUT/cookies-model"
     say "training the cookies model from $COOKIES (no MODEL_DIR given)"
@@ -120,7 +120,7 @@ TESTS_RC=${PIPESTATUS[0]}
 BENCH_RC=0
 if [ -n "$MODEL" ] && [ -f "$MODEL/manifest.json" ]; then
   IMAGES=()
-  [ -n "${COOKIES:-}" ] && [ -d "${COOKIES}/training-images" ] && IMAGES=(--images "$COOKIES/training-images")
+  [ -d "$COOKIES/training-images" ] && IMAGES=(--images "$COOKIES/training-images")
   say "bench/gpu.py on $MODEL, $(left) s left"
   step 400 "$PY" bench/gpu.py --model "$MODEL" "${IMAGES[@]}" --calls 200 --start-timeout 240 \
     --json "$OUT/gpu-bench.json" 2>"$OUT/gpu-bench.log" | tee "$OUT/gpu-bench.txt"

@@ -1,4 +1,4 @@
-"""`edge-agent models list|describe|start|stop`: manage models on a running agent."""
+"""`edge-agent models list|describe|start|stop|health`: manage models on a running agent."""
 
 from __future__ import annotations
 
@@ -12,15 +12,25 @@ from edge_agent.errors import InvalidInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "describe", "start", "stop"])
-    parser.add_argument("name", nargs="?", help="model component name (describe, start, stop)")
+    parser.add_argument("action", choices=["list", "describe", "start", "stop", "health"])
+    parser.add_argument(
+        "name", nargs="?", help="model component name (describe, start, stop; health: that model's)"
+    )
     parser.add_argument("--socket", default=DEFAULT_SOCKET, help="agent socket (default: %(default)s)")
-    parser.add_argument("--wait", action="store_true", help="start: wait until RUNNING (fails if FAILED)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="start: wait until RUNNING (fails if FAILED); health: wait until SERVING",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait with --wait")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "health":  # grpc.health.v1: exit code 0 when SERVING
+        from edge_agent.cli import health
+
+        return health.run(args)
     if args.action != "list" and not args.name:
         raise InvalidInputError(f"models {args.action} needs a model component name")
     with EdgeAgentClient(args.socket) as agent:

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from edge_agent.cli import observability_args
 from edge_agent.errors import InvalidInputError
 from edge_agent.registry import RegistryConfig
 from edge_agent.runtime import BACKENDS, RuntimeOptions
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="copy shared-memory frames instead of reading them in place (the default where the "
         "SIGBUS guard is built)",
     )
+    observability_args.add_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
@@ -104,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_message_mb=args.max_message_mb,
         poll_interval_s=args.poll_interval,
         frames_in_place=False if args.copy_frames else None,
+        observability=observability_args.config_from_args(args),
     )
 
 

@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -365,7 +366,7 @@ class Kernel:
         name: str,
         step_name: str,
         steps: dict[str, Step],
-        command: Any,
+        command: Callable[[str], StepCommand],
         info: dict[str, Any],
         state: dict[str, Any],
     ) -> None:
@@ -390,7 +391,9 @@ class Kernel:
             if broken:
                 raise self._broken(name, info, state, step_name, code, len(window.times))
 
-    def _start_supervisor(self, name: str, steps: dict[str, Step], command: Any) -> dict[str, Any]:
+    def _start_supervisor(
+        self, name: str, steps: dict[str, Step], command: Callable[[str], StepCommand]
+    ) -> dict[str, Any]:
         spec_path = self.root / "runner" / f"{name}.run.json"
         status_path = self.root / "runner" / f"{name}.status.json"
         status_path.unlink(missing_ok=True)

@@ -274,10 +274,7 @@ def run_foreground(command: StepCommand) -> int:
         process.wait()
         log_line(command.log, command.component, f"{command.step}: timed out after {command.timeout_s:.0f} s")
         return TIMEOUT_EXIT
-    finally:
-        # A step's leftovers (a daemon it forked and did not wait for) go with it, as in the nucleus.
-        if process.poll() is not None and group_alive(process.pid):
-            terminate_group(process.pid, None)
+    # What the script started and left running (a startup step's daemon) keeps running, as in the nucleus.
     log_line(command.log, command.component, f"{command.step}: exited with {code}")
     return code
 

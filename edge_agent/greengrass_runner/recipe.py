@@ -154,7 +154,12 @@ def _platform_value(name: str, label: str | None, template: Any) -> bool:
     if template == "//":
         return True  # "has any value"
     if len(template) > 2 and template.startswith("/") and template.endswith("/"):
-        return re.fullmatch(template[1:-1], label) is not None  # Java String.matches: whole label
+        try:
+            return re.fullmatch(template[1:-1], label) is not None  # Java String.matches: whole label
+        except re.error as exc:
+            raise RecipeError(
+                f"Platform {name} {template!r} is not a valid regular expression: {exc}"
+            ) from None
     if name in _WILDCARD_KEYS and template in ("all", "any"):
         return True
     if template == "*" or not _SIMPLE_LABEL.match(template):

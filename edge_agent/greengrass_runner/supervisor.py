@@ -27,7 +27,6 @@ from edge_agent.greengrass_runner.error_window import ErrorWindow
 from edge_agent.greengrass_runner.process import (
     TIMEOUT_EXIT,
     StepCommand,
-    group_alive,
     log_line,
     run_foreground,
     spawn,
@@ -75,8 +74,6 @@ def supervise(spec: dict) -> int:
         if _stopping:  # SIGTERM arrived before the child's group was known
             os.killpg(process.pid, signal.SIGTERM)
         code = _wait(process, run.timeout_s)
-        if group_alive(process.pid):  # what the script left behind goes with it
-            terminate_group(process.pid, None)
         if _stopping:
             status("FINISHED", code)
             return 0

@@ -106,6 +106,7 @@ class SegmentCache:
         self._open: OrderedDict[tuple[str, bool], _Segment] = OrderedDict()
         self._read_threads = max(1, read_threads or os.cpu_count() or 1)
         self._read_pool: ThreadPoolExecutor | None = None
+        self.fallback_copies = 0
 
     @contextmanager
     def frame(self, ref: SegmentRef, spare: np.ndarray, field: str) -> Iterator[np.ndarray]:
@@ -124,6 +125,8 @@ class SegmentCache:
             _require_fits(segment.fd, ref, ref.size, field)
             mapping = self._mapping_for(segment, ref)
             if mapping is None:  # the guard's table is full or mmap failed: copy this frame
+                with self._lock:
+                    self.fallback_copies += 1  # in-place mode, but this frame was copied (metrics)
                 self._read_fd(segment.fd, ref, memoryview(spare), field)
                 yield spare
                 return

@@ -385,44 +385,12 @@ def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
         shutil.copy2(
             Path(__file__).resolve().parents[1] / "component" / "agent_install.py", stage / "install.py"
         )
-        built_sets: dict[str, list[str]] = {}
-        for python in pythons:
-            tag = "cp" + python.replace(".", "")
-            (stage / "wheelhouse" / tag).mkdir()
-            sets = requirement_sets(wheel, python, platform)
-            wanted = ["base", "client", "pip", *backends]
-            base_pins: list[str] = []
-            for name in wanted:
-                if name == "pip":
-                    top = ["pip"]
-                elif name == "client":  # the sample client: the agent's own grpcio, protobuf and Pillow
-                    top = [p for p in base_pins if p.split("==")[0] in CLIENT_PACKAGES]
-                elif name not in sets:
-                    raise AgentBuildError(f"{DIST} {wheel.version} declares no '{name}' extra")
-                else:
-                    top = sets[name]
-                folder = scratch / "download" / tag / name
-                folder.mkdir(parents=True)
-                files = (
-                    pip_download(top, folder, python, platform, request.glibc, request.pip_options)
-                    if top
-                    else []
-                )
-                names = {canonicalize_name(pin_of(f.name).split("==")[0]) for f in files}
-                if {"onnxruntime", "onnxruntime-gpu"} <= names:
-                    raise AgentBuildError(
-                        f"set {name} for {python} pulls both onnxruntime and onnxruntime-gpu"
-                    )
-                for file in files:
-                    if not (wheels / file.name).exists():
-                        shutil.move(str(file), wheels / file.name)
-                pins = sorted(pin_of(f.name) for f in files)
-                if name == "base":
-                    base_pins = pins
-                (stage / "wheelhouse" / tag / f"{name}.txt").write_text(
-                    "\n".join(pins) + "\n", encoding="utf-8"
-                )
-            built_sets[tag] = [name for name in wanted if name != "pip"]
+        built_sets = {
+            "cp" + python.replace(".", ""): _download_sets(
+                request, wheel, python, platform, backends, stage / "wheelhouse", scratch
+            )
+            for python in pythons
+        }
         manifest = {
             "component": COMPONENT,
             "version": wheel.version,
@@ -449,6 +417,46 @@ def build_agent_component(request: AgentComponentRequest) -> BuiltComponent:
     recipe_path.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
     log.info("op=build_agent version=%s platform=%s archive=%s", wheel.version, platform.name, archive)
     return BuiltComponent(COMPONENT, wheel.version, recipe_path, archive, uri, built_sets)
+
+
+def _download_sets(
+    request: AgentComponentRequest,
+    wheel: WheelInfo,
+    python: str,
+    platform: Platform,
+    backends: tuple[str, ...],
+    wheelhouse: Path,
+    scratch: Path,
+) -> list[str]:
+    """Download every set for one Python into wheelhouse/wheels, write wheelhouse/cpXY/<set>.txt."""
+    tag = "cp" + python.replace(".", "")
+    (wheelhouse / tag).mkdir()
+    sets = requirement_sets(wheel, python, platform)
+    wanted = ["base", "client", "pip", *backends]
+    base_pins: list[str] = []
+    for name in wanted:
+        if name == "pip":
+            top = ["pip"]
+        elif name == "client":  # the sample client: the agent's own grpcio, protobuf and Pillow
+            top = [p for p in base_pins if p.split("==")[0] in CLIENT_PACKAGES]
+        elif name not in sets:
+            raise AgentBuildError(f"{DIST} {wheel.version} declares no '{name}' extra")
+        else:
+            top = sets[name]
+        folder = scratch / "download" / tag / name
+        folder.mkdir(parents=True)
+        files = pip_download(top, folder, python, platform, request.glibc, request.pip_options) if top else []
+        names = {pin_of(f.name).split("==")[0] for f in files}
+        if set(RUNTIMES) <= names:
+            raise AgentBuildError(f"set {name} for {python} pulls both onnxruntime and onnxruntime-gpu")
+        for file in files:
+            if not (wheelhouse / "wheels" / file.name).exists():
+                shutil.move(str(file), wheelhouse / "wheels" / file.name)
+        pins = sorted(pin_of(f.name) for f in files)
+        if name == "base":
+            base_pins = pins
+        (wheelhouse / tag / f"{name}.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+    return [name for name in wanted if name != "pip"]
 
 
 def _write_zip(stage: Path, archive: Path) -> None:

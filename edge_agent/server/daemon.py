@@ -27,6 +27,9 @@ from edge_agent.client import DEFAULT_SOCKET  # the one default socket constant 
 from edge_agent.errors import AgentError
 from edge_agent.imaging import inplace
 from edge_agent.imaging.shm import SegmentCache
+from edge_agent.observability.attach import Observability
+from edge_agent.observability.config import ObservabilityConfig
+from edge_agent.observability.http_server import EndpointError
 from edge_agent.registry import ModelRegistry, RegistryConfig
 from edge_agent.server.service import EdgeAgentService, add_to_server
 
@@ -53,6 +56,7 @@ class ServeConfig:
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
     frames_in_place: bool | None = None  # None: read shared-memory frames in place where the guard is built
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)  # metrics, dashboard
 
 
 def socket_path(address: str) -> Path:
@@ -112,6 +116,12 @@ class Daemon:
         self._server: grpc.aio.Server | None = None
         self._service: EdgeAgentService | None = None
         self._socket_inode: tuple[int, int] | None = None
+        self.observability = Observability(
+            config.observability,
+            self.registry,
+            self.segments,
+            lambda: getattr(self._service, "_detect_calls", 0),
+        )
 
     async def start(self) -> None:
         config = self.config
@@ -121,6 +131,7 @@ class Daemon:
         claim_socket_path(self.path)
         message_bytes = config.max_message_mb * (1 << 20)
         server = grpc.aio.server(
+            interceptors=self.observability.interceptors(),
             options=[
                 ("grpc.max_receive_message_length", message_bytes),
                 ("grpc.max_send_message_length", message_bytes),
@@ -129,6 +140,7 @@ class Daemon:
         )
         self._service = EdgeAgentService(self.registry, self.segments, config.detect_threads)
         add_to_server(self._service, server)
+        self.observability.add_to_server(server)  # grpc.health.v1.Health
         # The socket is bound inside add_insecure_port: the umask must already give the final mode.
         old_umask = os.umask(0o777 & ~config.socket_mode)
         try:
@@ -150,6 +162,11 @@ class Daemon:
             raise DaemonError(f"cannot set permissions on {self.path}: {exc.strerror}") from None
         self._socket_inode = (st.st_dev, st.st_ino)
         self._server = server
+        try:
+            await self.observability.start(f"unix://{self.path.absolute()}")
+        except EndpointError as exc:
+            await self.shutdown()
+            raise DaemonError(str(exc)) from None
         threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         log.info(
             "event=ready socket=%s mode=%o group=%s models=%d frames=%s",
@@ -185,11 +202,13 @@ class Daemon:
         if server is None:
             return
         log.info("event=shutting_down socket=%s", self.path)
+        await self.observability.stop()  # health NOT_SERVING before the socket closes
         await server.stop(self.config.shutdown_grace_s)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.registry.close)
         if self._service is not None:
             await loop.run_in_executor(None, self._service.close)
+        await loop.run_in_executor(None, self.observability.close)
         self.segments.close()
         with contextlib.suppress(OSError):
             st = self.path.stat()
@@ -205,10 +224,11 @@ def serve(config: ServeConfig) -> None:
 
 async def _serve(config: ServeConfig) -> None:
     daemon = Daemon(config)
-    await daemon.start()
     loop = asyncio.get_running_loop()
+    # Before start(): a SIGTERM that lands while the socket is being set up stops the agent cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, daemon, signum)
+    await daemon.start()
     try:
         await daemon.wait()
     finally:

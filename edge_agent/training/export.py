@@ -101,7 +101,8 @@ def _fold(node: onnx.NodeProto, known: dict, infos: dict, opsets) -> list | None
         out = infos.get(node.output[0])
         if out is None or out.type.tensor_type.elem_type not in _INTEGER_TYPES:
             return None
-        return [numpy_helper.to_array(next(a.t for a in node.attribute if a.name == "value"))]
+        tensors = [a.t for a in node.attribute if a.name == "value"]
+        return [numpy_helper.to_array(tensors[0])] if tensors else None  # value_int(s): left as they are
     if node.op_type == "Shape":
         source = infos.get(node.input[0])
         dims = source.type.tensor_type.shape.dim if source is not None else []

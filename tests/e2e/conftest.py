@@ -13,10 +13,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +191,7 @@ def model_v1(trained_model: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     return package_model(trained_model["model"], "1.0.0", tmp_path_factory.mktemp("model-v1") / "out")
 
 
-def client_store(root: Path) -> Path:
+def client_store(root: Path, agent: BuiltComponent, python: DevicePython) -> Path:
     """The sample client's recipe (depending on our model) and artifacts: script and stubs."""
     recipes, artifacts = root / "recipes", root / "artifacts" / CLIENT / "1.0.0"
     recipes.mkdir(parents=True)
@@ -199,12 +201,38 @@ def client_store(root: Path) -> Path:
     dependencies[MODEL] = dependencies.pop("com.example.AnomalyModel")
     (recipes / f"{CLIENT}-1.0.0.json").write_text(json.dumps(raw, indent=2))
     shutil.copy(REPO / "greengrass/client/edge_agent_example.py", artifacts)
-    write_client_stubs(artifacts)
+    write_client_stubs(artifacts, device_protobuf(agent, python), root / "protoc")
     return root
 
 
-def write_client_stubs(folder: Path) -> None:
-    """edge_agent_pb2*.py for the client, as the guide tells users (grpc_tools.protoc on the proto)."""
+def device_protobuf(agent: BuiltComponent, python: DevicePython) -> str:
+    """The protobuf pin the client gets from the agent's wheelhouse for that Python."""
+    tag = "cp" + python.version.replace(".", "")
+    with zipfile.ZipFile(agent.archive) as archive:
+        pins = archive.read(f"wheelhouse/{tag}/client.txt").decode().split()
+    (pin,) = [p for p in pins if p.startswith("protobuf==")]
+    return pin
+
+
+def write_client_stubs(folder: Path, protobuf: str, tools: Path) -> None:
+    """edge_agent_pb2*.py as docs/greengrass.md says: protoc of the grpcio-tools that goes with the
+    device's protobuf (newer gencode refuses an older runtime), installed beside this interpreter."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--target",
+            str(tools),
+            "grpcio-tools",
+            protobuf,
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [
             sys.executable,
@@ -217,6 +245,7 @@ def write_client_stubs(folder: Path) -> None:
             str(REPO / "proto/edge-agent.proto"),
         ],
         check=True,
+        env={**os.environ, "PYTHONPATH": str(tools)},
     )
 
 
@@ -229,7 +258,11 @@ class Deployment:
         self.python = python
         self.socket = f"unix://{root}/agent.sock"
         self.netns = network_namespace()
-        self.kernel = Kernel(root, ComponentStore(recipe_dirs=[s / "recipes" for s in stores]))
+        self.kernel = Kernel(
+            root,
+            ComponentStore(recipe_dirs=[s / "recipes" for s in stores]),
+            run_as=pwd.getpwuid(os.geteuid()).pw_name,
+        )
 
     def run(self, *components: str, merges: dict[str, dict] | None = None) -> str:
         command = [*self.netns, sys.executable, "-m", "edge_agent", "component", "run", *components]
@@ -241,8 +274,11 @@ class Deployment:
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "PIP_NO_INDEX": "1",  # belt and braces where unshare is not available
-            "PIP_INDEX_URL": UNREACHABLE_INDEX,
+            # The runner gives steps a clean environment (as the nucleus does), so no PIP_* variable
+            # reaches them: the unreachable index goes in through PipInstallOptions (see merges()).
+            # Steps run as this user, not ggc_user: the device Python under test (pyenv's, in /root) is
+            # only reachable by it. tests/unit/greengrass_runner/test_run_as.py covers the user switch.
+            "EDGE_AGENT_RUNNER_USER": pwd.getpwuid(os.geteuid()).pw_name,
         }
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         logs = "\n".join(
@@ -258,6 +294,9 @@ class Deployment:
                 "Socket": self.socket,
                 "SocketGroup": "",
                 "PythonCommand": self.python.executable,
+                # where unshare is not available: any index pip might try answers nothing (install.py
+                # passes --no-index anyway)
+                "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
                 "ExtraServeArguments": "--poll-interval 0.2",
             },
             MODEL: {"Autostart": "true", "StartTimeoutSeconds": "60"},
@@ -266,6 +305,7 @@ class Deployment:
                 "Socket": self.socket,
                 "ImagesDirectory": str(images),
                 "PythonCommand": self.python.executable,
+                "PipInstallOptions": f"--index-url {UNREACHABLE_INDEX}",
             },
         }
 

@@ -35,14 +35,20 @@ from tests.e2e.conftest import (
     package_model,
 )
 
-WAIT_S = 90.0
+WAIT_S = 180.0  # generous: a loaded 2-core machine runs two venvs, an agent and a client
 
 
-def _wait_for(condition, what: str, timeout_s: float = WAIT_S) -> None:
+def _wait_for(condition, what: str, timeout_s: float = WAIT_S, kernel=None) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            logs = ""
+            if kernel is not None:
+                for name in (AGENT, MODEL, CLIENT):
+                    path = kernel.log_path(name)
+                    tail = path.read_text(errors="replace")[-2500:] if path.is_file() else "(none)"
+                    logs += f"\n--- {name}.log\n{tail}"
+            raise AssertionError(f"timed out waiting for {what}{logs}")
         time.sleep(0.1)
 
 
@@ -58,7 +64,9 @@ def _deploy(
 ) -> Deployment:
     agent = build_component(python)
     deployment = Deployment(
-        root, [agent.recipe_path.parents[1], model_store, client_store(tmp_path / "client")], python
+        root,
+        [agent.recipe_path.parents[1], model_store, client_store(tmp_path / "client", agent, python)],
+        python,
     )
     deployment.run(AGENT, f"{MODEL}=1.0.0", CLIENT, merges=deployment.merges(images))
     return deployment
@@ -76,7 +84,7 @@ def device_python(request: pytest.FixtureRequest) -> DevicePython:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_offline_install_then_client_detections_then_model_removal(
     device_python: DevicePython,
     build_component,
@@ -91,7 +99,7 @@ def test_offline_install_then_client_detections_then_model_removal(
     kernel = deployment.kernel
     try:
         client_log = kernel.log_path(CLIENT)
-        _wait_for(lambda: len(_detections(client_log)) == 2, f"two detections in {client_log}")
+        _wait_for(lambda: len(_detections(client_log)) == 2, f"two detections in {client_log}", kernel=kernel)
         results = _detections(client_log)
         assert results["anomalous.png"]["is_anomalous"] is True
         assert results["normal.png"]["is_anomalous"] is False
@@ -155,7 +163,7 @@ def upgrade_python() -> DevicePython:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_model_component_upgraded_in_place_serves_the_new_model(
     upgrade_python: DevicePython,
     build_component,
@@ -184,7 +192,11 @@ def test_model_component_upgraded_in_place_serves_the_new_model(
         with EdgeAgentClient(deployment.socket) as client:
             client.wait_for(MODEL, "RUNNING", timeout_s=WAIT_S)
             assert client.detect(MODEL, image).anomaly_score == pytest.approx(expected["1.0.0"], abs=1e-5)
-            deployment.run(f"{MODEL}=1.0.1")
+            # the deployment revision carries the model's configuration again (Autostart), as a
+            # create-deployment document does
+            deployment.run(
+                f"{MODEL}=1.0.1", merges={MODEL: deployment.merges(trained_model["images"])[MODEL]}
+            )
             kernel = deployment.kernel
             assert [row["version"] for row in kernel.list() if row["name"] == MODEL] == ["1.0.1"]
             # The runner did its part: the same models-folder entry now holds version 1.0.1's files.
@@ -203,7 +215,13 @@ def test_model_component_upgraded_in_place_serves_the_new_model(
             deadline = time.monotonic() + 30.0
             while not new_model_answers() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            answered = client.detect(MODEL, image).anomaly_score
+            try:
+                answered = client.detect(MODEL, image).anomaly_score
+            except grpc.RpcError as exc:
+                logs = {name: kernel.log_path(name).read_text()[-2000:] for name in (AGENT, MODEL)}
+                raise AssertionError(
+                    f"after the upgrade: {exc.code().name} {exc.details()}; logs: {logs}"
+                ) from None
             assert answered == pytest.approx(expected["1.0.1"], abs=1e-5), (
                 f"after the upgrade the agent answers {answered} (old model: {expected['1.0.0']}, "
                 f"new model: {expected['1.0.1']})"

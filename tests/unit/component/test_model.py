@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,23 +21,39 @@ from edge_agent.component.model import (
     unlink_model,
     warn_backend_mismatch,
 )
-from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
+
+# The packaging job is workstation code (Python >= 3.10, yaml, onnx); these steps also run on 3.8.
+WORKSTATION = sys.version_info >= (3, 10)
 
 
 @pytest.fixture
 def unarchived(blob_model: Path, tmp_path: Path) -> Path:
-    record = start_job(
-        PackagingRequest(
-            blob_model,
-            GreengrassConfiguration(component_name="M", target_platform={"Os": "LINUX", "Arch": "X86_64"}),
-            output=str(tmp_path / "out"),
-        ),
-        JobStore(tmp_path / "jobs.sqlite3"),
-    )
-    assert record.status == "SUCCEEDED"
+    """A model component's unarchived artifact: the packaging job's ZIP where it runs, else its contents."""
     target = tmp_path / "artifacts-unarchived" / "model"
-    with zipfile.ZipFile(tmp_path / "out/artifacts/M/1.0.0/model.zip") as handle:
-        handle.extractall(target)
+    if WORKSTATION:
+        from edge_agent.packager import GreengrassConfiguration, JobStore, PackagingRequest, start_job
+
+        record = start_job(
+            PackagingRequest(
+                blob_model,
+                GreengrassConfiguration(
+                    component_name="M", target_platform={"Os": "LINUX", "Arch": "X86_64"}
+                ),
+                output=str(tmp_path / "out"),
+            ),
+            JobStore(tmp_path / "jobs.sqlite3"),
+        )
+        assert record.status == "SUCCEEDED"
+        with zipfile.ZipFile(tmp_path / "out/artifacts/M/1.0.0/model.zip") as handle:
+            handle.extractall(target)
+    else:  # what the job puts in the ZIP for an x86 CPU target: the package plus target.json
+        shutil.copytree(blob_model, target)
+        target_json = {
+            "backend": "cpu",
+            "target": {"arch": "X86_64", "accelerator": None},
+            "cpu_requirements": {},
+        }
+        (target / "target.json").write_text(json.dumps(target_json))
     for path in target.iterdir():
         path.chmod(0o444)  # Greengrass artifacts are read-only
     return target

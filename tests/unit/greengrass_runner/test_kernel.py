@@ -370,6 +370,19 @@ def test_steps_get_a_clean_environment(make_kernel, monkeypatch: pytest.MonkeyPa
     assert set(env) - {"PWD", "SHLVL", "_", "OLDPWD"} == expected
 
 
+def test_a_daemon_started_by_startup_keeps_running(make_kernel) -> None:
+    """startup may start a background process and exit; the nucleus leaves that process running."""
+    kernel = make_kernel(component("D", startup="sleep 30 > /dev/null 2>&1 & echo $! > daemon.pid"))
+    kernel.deploy({"D": "*"})
+    pid = int((kernel.work_path("D") / "daemon.pid").read_text())
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        assert stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        assert kernel.list()[0]["state"] == "RUNNING"
+    finally:
+        os.kill(pid, 9)
+
+
 def test_setenv_reaches_scripts(make_kernel) -> None:
     comp = component(
         "E",

@@ -152,6 +152,11 @@ def test_platform_values_follow_the_nucleus(wanted: dict, matches: bool) -> None
     assert platform_matches(wanted, LINUX_AMD64) is matches
 
 
+def test_a_bad_platform_regex_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match="not a valid regular expression"):
+        platform_matches({"architecture": "/amd64(/"}, LINUX_AMD64)
+
+
 def test_nucleus_problems_lists_what_would_never_deploy() -> None:
     raw = {
         **BASE,

@@ -72,7 +72,7 @@ def test_steps_run_as_the_user_with_its_home_and_own_their_files(user, open_root
     (staged / "secret.txt").write_text("for the owner only")
     lifecycle = {
         "install": {"Script": "id -u > install-uid", "RequiresPrivilege": True},
-        "run": "id -un > who; id -gn >> who; id -Gn > groups; echo $HOME > home; cat {artifacts:path}/secret.txt > copy; exec sleep 60",
+        "run": "id -un > who; id -gn >> who; id -Gn > groups; echo $HOME > home; cat {artifacts:path}/secret.txt > copy; touch done; exec sleep 60",
     }
     kernel = Kernel(
         open_root / "gg",
@@ -86,7 +86,7 @@ def test_steps_run_as_the_user_with_its_home_and_own_their_files(user, open_root
         kernel.deploy({"com.example.Who": "*"})
         work = kernel.work_path("com.example.Who")
         deadline = time.monotonic() + 30
-        while not (work / "copy").is_file():
+        while not (work / "done").is_file():  # written last: the other files are complete
             assert time.monotonic() < deadline, "the run step did not write its files"
             time.sleep(0.05)
         assert (work / "who").read_text().split() == [name, group]

@@ -449,7 +449,7 @@ def make_tensorrt(version: str, knobs: Knobs, cudart: types.ModuleType) -> types
                 n for n in self._engine.names if self._engine.get_tensor_mode(n) == TensorIOMode.OUTPUT
             ]
             values = self._session.run(outputs, {image_name: image.reshape(self._input_shape).copy()})
-            for name, value in dict(zip(outputs, values)).items():
+            for name, value in zip(outputs, values):
                 value = np.ascontiguousarray(value)
                 if self._engine.fp16 and value.dtype == np.float32:
                     value = (

@@ -85,8 +85,8 @@ def test_opset_dynamic_shapes_int64_outputs_and_unknown_ops_are_refused() -> Non
             n("ArgMax", ["h"], ["idx"], axis=2, keepdims=0),
         ],
         [],
-        [IMAGE],
-        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["h", 4])],
+        [helper.make_tensor_value_info(INPUT_IMAGE, TensorProto.UINT8, ["height", 4, 3])],
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["height", 4])],
         opset=18,
     )
     found = rules(model)
@@ -187,3 +187,39 @@ def test_the_trained_graph_runs_on_the_tensorrt_stand_in_like_the_cpu(
     finally:
         runtime.close()
         cpu.close()
+
+
+def test_shape_arithmetic_is_folded_and_outputs_stay_the_same() -> None:
+    """Shape -> Gather -> Concat -> ConstantOfShape (int64) -> Pad: what F.pad's export looks like."""
+    from edge_agent.training.export import fold_shape_arithmetic
+
+    n = helper.make_node
+    model = _graph(
+        [
+            n("Cast", [INPUT_IMAGE], ["f"], to=TensorProto.FLOAT),
+            n("Shape", ["f"], ["shape"]),
+            n("Gather", ["shape", "zero"], ["rows"], axis=0),
+            n("Concat", ["rows", "rows"], ["two"], axis=0),
+            n("ConstantOfShape", ["rank"], ["zeros"], value=numpy_helper.from_array(np.array([0], np.int64))),
+            n("Concat", ["zeros", "pads_tail"], ["pads"], axis=0),
+            n("Pad", ["f", "pads"], ["padded"], mode="reflect"),
+            n("ReduceMax", ["padded"], ["m"], keepdims=0),
+            n("Reshape", ["m", "one"], ["score"]),
+        ],
+        [
+            numpy_helper.from_array(np.array([0], np.int64), "zero"),
+            numpy_helper.from_array(np.array([2], np.int64), "rank"),
+            numpy_helper.from_array(np.array([0, 1, 1, 0], np.int64), "pads_tail"),
+            numpy_helper.from_array(np.array([1], np.int64), "one"),
+        ],
+        [IMAGE],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1])],
+    )
+    assert any(p.op_type == "ConstantOfShape" for p in model.graph.node)
+    folded = fold_shape_arithmetic(onnx.load_model_from_string(model.SerializeToString()))
+    assert {node.op_type for node in folded.graph.node} == {"Cast", "Pad", "ReduceMax", "Reshape"}
+    assert rules(folded) == []
+    image = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(folded.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.array_equal(before.run(None, {INPUT_IMAGE: image})[0], after.run(None, {INPUT_IMAGE: image})[0])
