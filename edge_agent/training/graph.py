@@ -108,11 +108,15 @@ class AnomalyGraph(nn.Module):
         self.pixel_threshold = float(pixel_threshold)
         self.image_head = image_head
 
-    def patch_logits(
+    def patch_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
+        """Anomaly logit per patch [h*w] and, with a head, all label logits [h*w, 1 + L]."""
+        amap, logits, grid, _ = self.patch_outputs(image)
+        return amap, logits, grid
+
+    def patch_outputs(
         self, image: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int], torch.Tensor]:
-        """Anomaly logit per patch [h*w], with a head all label logits [h*w, 1 + L], the grid and
-        the patch features [h*w, D]."""
+        """patch_logits and the patch features [h*w, D] (the image head pools them)."""
         fmap = self.features(image.to(torch.float32))  # the bitmap's only use: uint8 ends here
         grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         patches = fmap[0].flatten(1).transpose(0, 1)
@@ -130,12 +134,12 @@ class AnomalyGraph(nn.Module):
 
     def score_map(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw image score [1], smoothed map [1, 1, h', w'])."""
-        amap, _, grid, patches = self.patch_logits(image)
+        amap, _, grid, patches = self.patch_outputs(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
         return self.image_score(smoothed, patches), smoothed
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        amap, logits, grid, patches = self.patch_logits(image)
+        amap, logits, grid, patches = self.patch_outputs(image)
         smoothed = self.smoother(amap.view(1, 1, *grid))
         raw = self.image_score(smoothed, patches)
         score = torch.sigmoid((raw - self.center) / self.scale)
