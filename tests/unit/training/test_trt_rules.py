@@ -148,7 +148,7 @@ def test_masks_scores_and_areas_are_what_the_uint8_graph_gave(segmentation_model
         image = read_rgb(record.sample.image)
         with torch.no_grad():
             tensor = torch.from_numpy(np.array(image))
-            amap, logits, grid, patches = graph.patch_logits(tensor)
+            amap, logits, grid, patches = graph.patch_outputs(tensor)
             smoothed = _old_smoother(graph.smoother, amap.view(1, 1, *grid))
             full = F.interpolate(
                 smoothed, size=(graph.height, graph.width), mode="bilinear", align_corners=False
