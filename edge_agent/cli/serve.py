@@ -39,10 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="runtime threads per model (0: all cores)")
     parser.add_argument(
         "--runtime-spin",
-        default="off",
+        default="run",
         choices=sorted(SPIN_MODES),
-        help="how ONNX Runtime's workers wait: 'off' never spin (default), 'run' spin between a run's "
-        "operators and stop when it returns, 'always' keep spinning after runs (docs/agent.md)",
+        help="how ONNX Runtime's workers wait: 'run' spin between a run's operators and stop when it "
+        "returns (default), 'off' never spin, 'always' keep spinning after runs (docs/agent.md)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="runs of one model at the same time")
     parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")

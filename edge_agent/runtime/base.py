@@ -23,11 +23,11 @@ class RuntimeOptions:
 
     intra_op_threads: int = 0  # 0: the runtime's default (all cores)
     inter_op_threads: int = 1
-    # How ONNX Runtime's workers wait for work (SPIN_MODES). "off" is the measured default (on 2 cores,
-    # spinning workers held the cores gRPC needs: p99 about 2x the raw p50, 1.4x without). "run" spins
-    # between the operators of a run (sleeping between them costs a trained graph about 30%) and stops
-    # when the run returns; bench/trained_overhead.py compares them (bench/README.md).
-    spin: str = "off"
+    # How ONNX Runtime's workers wait for work (SPIN_MODES). "run", the measured default: they spin
+    # between the operators of a run (a trained graph is many small ops; sleeping between them cost the
+    # agent 10-15% on the cookies model) and stop when the run returns, so they do not hold the cores
+    # that gRPC needs between calls. bench/trained_overhead.py compares the modes (bench/README.md).
+    spin: str = "run"
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
     # Told what a slow load is doing (a TensorRT engine build takes minutes); the registry shows it
