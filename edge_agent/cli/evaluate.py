@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 
 from edge_agent.evaluation.summary import EvaluationSummary
@@ -54,6 +55,10 @@ def _num(value: float | None) -> str:
 
 def print_table(summary: EvaluationSummary) -> None:
     m, c = summary.metrics, summary.metrics.confusion
+    print(f"basis       {summary.evaluation_basis}")
+    for note in summary.basis_notes():
+        for line in textwrap.wrap(note, 88):
+            print(f"            {line}")
     print(f"model       {summary.model_arn} ({summary.model_type}, threshold {summary.threshold:.4f})")
     print(f"images      {len(summary.images)} used, {len(summary.skipped)} skipped")
     print(f"confusion   TP {c.tp}  FP {c.fp}  TN {c.tn}  FN {c.fn}")
@@ -62,6 +67,8 @@ def print_table(summary: EvaluationSummary) -> None:
     print(f"F1 score    {_pct(m.f1)}")
     print(f"ROC AUC     {_num(m.roc_auc)}")
     print(f"avg prec.   {_num(m.average_precision)}")
+    if summary.out_of_fold and summary.model_type == "segmentation":
+        print(f"pixel IoU   {_num(summary.pixel_iou)} (pooled, out of fold; per-label metrics absent)")
     if summary.labels:
         print(f"{'label':<20} {'images':>6} {'precision':>10} {'recall':>8} {'F1':>8} {'avg IoU':>8}")
         for label in summary.labels:

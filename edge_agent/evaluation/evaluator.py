@@ -169,6 +169,12 @@ def _evaluate(
     )
     if output_dir is None:
         return summary
+    return write_outputs(summary, model, output_dir)
+
+
+def write_outputs(summary: EvaluationSummary, model: Manifest, output_dir: Path) -> EvaluationSummary:
+    """The guide's two files and report.html; the summary comes back with their paths."""
+    from edge_agent.evaluation import report
     from edge_agent.evaluation.files import write_files
 
     result_path, manifest_path = write_files(summary, model, output_dir)

@@ -3,7 +3,10 @@
 Field names follow guide section 4. Undefined metrics are JSON null. Per-image segmentation
 predictions are a gap in the guide; we add `anomaly-mask-ref-detected` (the predicted mask PNG,
 relative to the manifest) with `anomaly-mask-ref-detected-metadata` (colours and area fractions),
-and `anomaly-score` / `anomaly-threshold` in `anomaly-label-detected-metadata`.
+and `anomaly-score` / `anomaly-threshold` / `evaluation-basis` in `anomaly-label-detected-metadata`.
+`EvaluationDetails.EvaluationBasis` says whether the figures are held-out (the served package run
+on the images) or out-of-fold (`train --refit-all`); an out-of-fold segmentation result has
+`PixelAnomalyClassMetrics` null and `OutOfFoldPixelIoU` instead.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def evaluation_result(summary: EvaluationSummary) -> dict[str, Any]:
             "EvaluationEndTimestamp": summary.end_timestamp,
             "NumberOfTrainingImages": summary.number_of_training_images,
             "NumberOfTestingImages": len(summary.images),
+            "EvaluationBasis": summary.evaluation_basis,
         },
         "AggregatedEvaluationResults": {
             "Metrics": {
@@ -59,7 +63,11 @@ def evaluation_result(summary: EvaluationSummary) -> dict[str, Any]:
             }
         },
     }
-    if summary.model_type == "segmentation":
+    if summary.model_type == "segmentation" and summary.out_of_fold:
+        # The fold models' masks are not kept: per-label figures are absent, not zero.
+        result["AggregatedEvaluationResults"]["Metrics"]["PixelAnomalyClassMetrics"] = None
+        result["AggregatedEvaluationResults"]["Metrics"]["OutOfFoldPixelIoU"] = _num(summary.pixel_iou)
+    elif summary.model_type == "segmentation":
         result["AggregatedEvaluationResults"]["Metrics"]["PixelAnomalyClassMetrics"] = [
             {
                 "Precision": _num(label.precision),
@@ -104,6 +112,7 @@ def manifest_line(result: ImageResult, summary: EvaluationSummary, manifest: Man
             "model-version": version,
             "anomaly-score": round(detection.anomaly_score, 6),
             "anomaly-threshold": round(detection.anomaly_threshold, 6),
+            "evaluation-basis": summary.evaluation_basis,
         },
     }
     if result.predicted_mask is not None:

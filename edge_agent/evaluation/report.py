@@ -217,11 +217,15 @@ def write_report(summary: EvaluationSummary, output_dir: Path) -> Path:
         skipped = f"<h2>Skipped images</h2><ul>{items}</ul>"
     ordered = sorted(summary.images, key=lambda r: (r.correct, -r.detection.anomaly_score))
     cards = "".join(_card(r, output_dir) for r in ordered)
-    legend = (
-        "left: true mask, right: predicted mask, blended over the image"
-        if summary.model_type == "segmentation"
-        else "test images"
-    )
+    kind = "training" if summary.out_of_fold else "test"
+    if summary.out_of_fold:
+        legend = "training images with their out-of-fold scores (no predicted masks)"
+    elif summary.model_type == "segmentation":
+        legend = "left: true mask, right: predicted mask, blended over the image"
+    else:
+        legend = "test images"
+    notes = "".join(f"<p>{html.escape(note)}</p>" for note in summary.basis_notes())
+    basis_class = "basis oof" if summary.out_of_fold else "basis"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Evaluation of {html.escape(summary.model_arn)}</title>
 <style>
@@ -232,10 +236,12 @@ th,td{{border:1px solid #ddd;padding:4px 10px;text-align:left}} .charts{{display
 .ref{{font-family:monospace;font-size:11px;word-break:break-all;color:#555}} .ok{{color:#2E7D32}} .bad{{color:#C0392B}}
 .swatch{{display:inline-block;width:12px;height:12px;margin-right:6px;border:1px solid #999}}
 .legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}}
+.basis{{border-left:4px solid #4A90E2;padding:2px 12px;margin:8px 0}} .basis.oof{{border-color:#E8743B;background:#fff8f0}}
 </style></head><body>
 <h1>Evaluation report</h1>
+<div class="{basis_class}" id="evaluation-basis" data-basis="{summary.evaluation_basis}">{notes}</div>
 <p>Model <code>{html.escape(summary.model_arn)}</code> ({summary.model_type}), threshold {summary.threshold:.4f}.<br>
-Dataset <code>{html.escape(summary.dataset_source)}</code>: {len(summary.images)} test images used,
+Dataset <code>{html.escape(summary.dataset_source)}</code>: {len(summary.images)} {kind} images used,
 {len(summary.skipped)} skipped. Finished {html.escape(summary.end_timestamp)} UTC.</p>
 <h2>Image level</h2>
 <div class="charts"><div><table>{metric_rows}</table>
@@ -247,7 +253,7 @@ Dataset <code>{html.escape(summary.dataset_source)}</code>: {len(summary.images)
 <div class="legend"><span style="background:{NORMAL_COLOR}"></span>normal
 <span style="background:{ANOMALY_COLOR}"></span>anomalous</div></div></div>
 {label_table}{skipped}
-<h2>Test images</h2><p>{legend}; incorrect ones first.</p>
+<h2>{kind.capitalize()} images</h2><p>{legend}; incorrect ones first.</p>
 <div class="grid">{cards}</div>
 </body></html>
 """

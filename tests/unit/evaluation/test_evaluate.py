@@ -166,7 +166,9 @@ def test_evaluation_result_file(built: tuple[Path, Dataset, EvaluationSummary, P
         "EvaluationEndTimestamp",
         "NumberOfTrainingImages",
         "NumberOfTestingImages",
+        "EvaluationBasis",  # our addition: held-out here, out-of-fold after `train --refit-all`
     }
+    assert details["EvaluationBasis"] == "held-out"
     assert details["ModelArn"] == summary.model_arn
     assert details["NumberOfTestingImages"] == len(CASES)
     metrics = data["AggregatedEvaluationResults"]["Metrics"]
@@ -215,6 +217,7 @@ def test_report(built: tuple[Path, Dataset, EvaluationSummary, Path]) -> None:
     assert summary.report_path == output / "report.html"
     page = summary.report_path.read_text()
     assert page.count("<svg") == 2
+    assert 'data-basis="held-out"' in page and "out-of-fold" not in page
     assert "threshold 0.500" in page
     sources = [part.split('"')[0] for part in page.split('<img src="')[1:]]
     assert len(sources) == len(CASES)
