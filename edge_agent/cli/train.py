@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="single dataset: share of normal and of each anomaly type held out for testing (default 0.2)",
     )
+    parser.add_argument(
+        "--refit-all",
+        action="store_true",
+        help="single dataset: train the served model on every image (nothing held out); the evaluation "
+        "is then out of fold, marked as such (small datasets; not with --test-dataset)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
     parser.add_argument(
         "--no-progress",
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         project=args.project,
         model_version=args.model_version,
         test_fraction=args.test_fraction,
+        refit_all=args.refit_all,
         overwrite=args.overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
@@ -79,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
                     "model_type": manifest.model_type,
                     "threshold": manifest.threshold,
                     "timings_s": result.timings_s,
+                    "training_images": len(result.train_dataset.samples),
+                    "refit_all": config.refit_all,
+                    "evaluation_basis": summary.evaluation_basis if summary else None,
                     "performance": summary.performance if summary else None,
                     "roc_auc": summary.metrics.roc_auc if summary else None,
                     "labels": {
@@ -94,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"trained     {len(result.train_dataset.samples)} images in {result.timings_s['train_total']:.1f} s"
     )
+    if config.refit_all:
+        print("refit       on every image of the dataset: none was held out from the served model")
     if result.evaluation is None:
         print("evaluation  skipped: no test images")
         return 0

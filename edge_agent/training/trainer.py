@@ -5,7 +5,9 @@ fit memory bank + patch head + thresholds on out-of-fold scores (fit.py), build 
 (graph.py), export it to ONNX and check ONNX Runtime against torch, write the manifest. All of it
 happens in a temporary folder beside the output that is renamed into place only at the end, so a
 failed training leaves no half-written model. Then the held-out images are evaluated through the
-exported package (edge_agent.evaluation) into MODEL_DIR/evaluation/.
+exported package (edge_agent.evaluation) into MODEL_DIR/evaluation/. With `refit_all` (refit.py)
+nothing is held out: the model learns from the whole single dataset and the evaluation written is
+the fit's out-of-fold one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +45,7 @@ from edge_agent.training.export import check_parity, export_onnx
 from edge_agent.training.features import FeatureConfig, PatchFeatures
 from edge_agent.training.fit import FitResult, FitSettings, fit
 from edge_agent.training.graph import AnomalyGraph
+from edge_agent.training.refit import WITH_TEST_DATASET, evaluate_refit, evaluation_basis
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ class TrainConfig:
     project: str = ""  # defaults to the output folder's name
     model_version: int = 1
     test_fraction: float = 0.2  # single-dataset projects: share of each stratum held out
+    refit_all: bool = False  # single dataset: train on every image, evaluate out of fold (refit.py)
     overwrite: bool = False
     check_minimums: bool = True  # the guide's minimum image counts
     evaluate: bool = True
@@ -133,6 +137,12 @@ def _load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, ModelT
             )
         train = dataset
         split_info = {"layout": "separate", "test_dataset": str(config.test_dataset)}
+    elif config.refit_all:
+        if config.check_minimums:
+            validate(dataset, "single", check_files=False)
+        # The split's test share would be trained on too: the model learns from the whole dataset.
+        train, test = dataset, replace(dataset, samples=())
+        split_info = {"layout": "single", "test_fraction": None}
     else:
         if config.check_minimums:
             validate(dataset, "single", check_files=False)
@@ -163,6 +173,8 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     output = Path(config.output)
     project = project_name(config)
+    if config.refit_all and config.test_dataset is not None:
+        raise TrainingError(WITH_TEST_DATASET)
     if output.exists() and any(output.iterdir()) and not config.overwrite:
         raise TrainingError(
             f"output folder {output} exists and is not empty: choose a new folder or --overwrite"
@@ -172,11 +184,12 @@ def train(config: TrainConfig) -> TrainResult:
     labels = train_ds.labels if segmentation else ()
     timings["load"] = time.perf_counter() - started
     logger.info(
-        "op=train project=%s type=%s train_images=%d test_images=%d",
+        "op=train project=%s type=%s train_images=%d test_images=%d refit_all=%s",
         project,
         model_type,
         len(train_ds.samples),
         len(test_ds.samples) if test_ds else 0,
+        config.refit_all,
     )
 
     mark = time.perf_counter()
@@ -251,11 +264,15 @@ def train(config: TrainConfig) -> TrainResult:
     logger.info("op=train project=%s package=%s seconds=%.1f", project, output, timings["train_total"])
 
     summary = None
-    if config.evaluate and test_ds is not None:
+    basis = evaluation_basis(config, test_ds)
+    mark = time.perf_counter()
+    if basis == "out-of-fold":
+        summary = evaluate_refit(manifest, train_ds, fitted, output / EVALUATION_DIR)
+    elif basis == "held-out" and test_ds is not None:
         from edge_agent.evaluation import evaluate
 
-        mark = time.perf_counter()
         summary = evaluate(output, test_ds, output / EVALUATION_DIR, len(train_ds.samples))
+    if summary is not None:
         timings["evaluate"] = time.perf_counter() - mark
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return TrainResult(
@@ -313,6 +330,8 @@ def _provenance(
         "training_normal": len(train_ds.normal),
         "training_anomalous": len(train_ds.anomalous),
         "test_images": len(test_ds.samples) if test_ds else 0,
+        "refit_all": config.refit_all,
+        "evaluation_basis": evaluation_basis(config, test_ds),
         "seed": config.seed,
         "algorithm": _algorithm(fitted),
         "backbone": {"name": "efficientnet-lite0", "weights_sha256": WEIGHTS_SHA256},

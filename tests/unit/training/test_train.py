@@ -151,6 +151,11 @@ def test_cli_trains_evaluates_and_prints_a_summary(
     summary = json.loads(capsys.readouterr().out)
     assert summary["model_arn"] == "arn:aws:lookoutvision:local:000000000000:model/demo/2"
     assert summary["roc_auc"] >= 0.95
+    assert (summary["evaluation_basis"], summary["refit_all"], summary["training_images"]) == (
+        "held-out",
+        False,
+        28,
+    )
     assert (out / "evaluation" / "EvaluationResult-demo-2.json").is_file()
     assert load(out).manifest.provenance["seed"] == 3
 
