@@ -33,6 +33,7 @@ def test_evaluate_prints_a_summary_and_writes_files(
     text = capsys.readouterr().out
     assert "confusion   TP 2  FP 0  TN 3  FN 0" in text
     assert "F1 score    100.0%" in text
+    assert "basis       held-out" in text and "out-of-fold" not in text
     assert (out / "report.html").is_file()
     assert (out / "EvaluationResult-bright-blob-1.json").is_file()
 
