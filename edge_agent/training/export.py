@@ -17,6 +17,7 @@ from onnx.reference import ReferenceEvaluator
 from edge_agent.errors import AgentError
 from edge_agent.model_package import INPUT_IMAGE, OUTPUT_AREAS, OUTPUT_MASK, OUTPUT_SCORE
 from edge_agent.training.graph import AnomalyGraph
+from edge_agent.training.onnx_passes import fuse_pads_into_convs
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ def export_onnx(graph: AnomalyGraph, path: Path) -> None:
             dynamo=False,
         )
     model = fold_shape_arithmetic(onnx.load(str(path)))
+    fused = fuse_pads_into_convs(model)
     fix_output_shapes(model, graph)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
-    logger.info("op=export path=%s bytes=%d", path, path.stat().st_size)
+    logger.info("op=export path=%s bytes=%d pads_fused=%d", path, path.stat().st_size, fused)
 
 
 _INTEGER_TYPES = {TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL}

@@ -28,8 +28,12 @@ class PatchHead(nn.Module):
 
     def forward(self, features: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
         """features [P, D], distance [P] (already scaled) -> logits [P, 1 + L]."""
+        return self.net(self.inputs(features, distance))
+
+    def inputs(self, features: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        """The standardised features beside the distance: the network's input [P, D + 1]."""
         x = (features - self.mean) / self.std
-        return self.net(torch.cat([x, distance.unsqueeze(1)], dim=1))
+        return torch.cat([x, distance.unsqueeze(1)], dim=1)
 
 
 def anomaly_logit(logits: torch.Tensor) -> torch.Tensor:
@@ -58,10 +62,11 @@ def fit_head(
     class_weight = class_weight / class_weight.sum()
     sample_weight = class_weight[targets]
     optimizer = torch.optim.Adam(head.net.parameters(), lr=1e-2, weight_decay=weight_decay)
+    inputs = head.inputs(features, distance)  # fixed during training: standardised once, not per step
     head.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = (F.cross_entropy(head(features, distance), targets, reduction="none") * sample_weight).sum()
+        loss = (F.cross_entropy(head.net(inputs), targets, reduction="none") * sample_weight).sum()
         loss.backward()
         optimizer.step()
     head.eval()

