@@ -69,7 +69,9 @@ def fuse_pads_into_convs(model: onnx.ModelProto) -> int:
             continue
         if old is not None:
             conv.attribute.remove(old)
-        conv.attribute.append(helper.make_attribute("pads", [a + b for a, b in zip(current, pads, strict=True)]))
+        conv.attribute.append(
+            helper.make_attribute("pads", [a + b for a, b in zip(current, pads, strict=True)])
+        )
         conv.input[0] = node.input[0]
         fused.append(node)
     for node in fused:

@@ -83,4 +83,6 @@ def test_trained_graphs_have_no_pad_before_a_conv(segmentation_model: TrainResul
     convs = [node for node in model.graph.node if node.op_type == "Conv"]
     assert convs
     assert not [c.name for c in convs if producers.get(c.input[0]) and producers[c.input[0]].op_type == "Pad"]
-    assert any(len(set(next(a for a in c.attribute if a.name == "pads").ints)) > 1 for c in convs)  # asymmetric
+    assert any(
+        len(set(next(a for a in c.attribute if a.name == "pads").ints)) > 1 for c in convs
+    )  # asymmetric
