@@ -38,8 +38,9 @@ def output_names(graph: AnomalyGraph) -> list[str]:
     return [OUTPUT_SCORE, OUTPUT_MASK, OUTPUT_AREAS] if graph.segmentation else [OUTPUT_SCORE]
 
 
-def export_onnx(graph: AnomalyGraph, path: Path) -> None:
-    """TorchScript-based exporter (dynamo=False): works offline and keeps fixed input shapes."""
+def export_onnx(graph: AnomalyGraph, path: Path, fuse_pads: bool = True) -> None:
+    """TorchScript-based exporter (dynamo=False): works offline and keeps fixed input shapes.
+    `fuse_pads=False` keeps the Pad nodes (bench/model_speed.py measures what folding them saves)."""
     graph.eval()  # the exporter restores the outermost module's mode afterwards
     example = torch.zeros(graph.height, graph.width, 3, dtype=torch.uint8)
     with warnings.catch_warnings(), torch.no_grad():
@@ -54,7 +55,7 @@ def export_onnx(graph: AnomalyGraph, path: Path) -> None:
             dynamo=False,
         )
     model = fold_shape_arithmetic(onnx.load(str(path)))
-    fused = fuse_pads_into_convs(model)
+    fused = fuse_pads_into_convs(model) if fuse_pads else 0
     fix_output_shapes(model, graph)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))

@@ -1,0 +1,124 @@
+"""The trained cookies model's own speed and accuracy: the v1.4 graph against today's, in one run.
+
+For each seed, trains cookies (`../shared/datasets/cookies/train.manifest`, the default split of
+`edge-agent train`: 20% held out) twice, with the memory bank of v1.4 (coreset 10%) and with
+today's defaults (5%), and evaluates both on the held-out images through their exported packages
+(ROC AUC, F1 at the model's threshold, IoU of `cracked`). On the first seed it also exports the
+10% model without folding its Pads into the convolutions (the v1.4 graph), then times the three
+graphs with ONNX Runtime's default session in this process, in alternating blocks on one held-out
+anomalous image: raw p50 and p99 on the machine's cores.
+
+    .venv/bin/python bench/model_speed.py                 # seed 0
+    .venv/bin/python bench/model_speed.py --seeds 0 1 2   # accuracy over three splits
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent.imaging.overlay import read_rgb
+from edge_agent.model_package import INPUT_IMAGE
+from edge_agent.training import TrainConfig, train
+from edge_agent.training.export import export_onnx
+from edge_agent.training.fit import FitSettings
+
+COOKIES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cookies" / "train.manifest"
+SETTINGS = {"bank 10% (v1.4)": 0.1, "bank 5% (now)": FitSettings().coreset_fraction}
+
+
+def time_graphs(paths: dict[str, Path], image: np.ndarray, rounds: int, calls: int) -> dict[str, list[float]]:
+    """Per graph, milliseconds per session.run, blocks of `calls` alternating for `rounds`."""
+    sessions = {
+        name: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for name, p in paths.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for session in sessions.values():
+        for _ in range(5):
+            session.run(None, {INPUT_IMAGE: image})
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            time.sleep(0.05)  # the previous session's spinning workers go back to sleep
+            for _ in range(calls):
+                start = time.perf_counter()
+                session.run(None, {INPUT_IMAGE: image})
+                times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=10)
+    args = parser.parse_args()
+    rows = []
+    graphs: dict[str, Path] = {}
+    image = None
+    with tempfile.TemporaryDirectory(prefix="model-speed-") as tmp:
+        for seed in args.seeds:
+            for name, fraction in SETTINGS.items():
+                out = Path(tmp) / f"{fraction}-{seed}"
+                config = TrainConfig(
+                    dataset=COOKIES,
+                    output=out,
+                    seed=seed,
+                    project="cookies",
+                    progress=False,
+                    fit=dataclasses.replace(FitSettings(), coreset_fraction=fraction),
+                )
+                result = train(config)
+                summary = result.evaluation
+                ious = [label.aiou for label in summary.labels if label.aiou is not None]
+                rows.append(
+                    {
+                        "seed": seed,
+                        "model": name,
+                        "bank": result.details["bank_size"],
+                        "ROC AUC": summary.metrics.roc_auc,
+                        "F1": summary.metrics.f1,
+                        "IoU cracked": statistics.fmean(ious),
+                        "train s": result.timings_s["train_total"],
+                    }
+                )
+                print(rows[-1], file=sys.stderr, flush=True)
+                if seed == args.seeds[0]:
+                    graphs[f"{name}, Pads folded"] = result.package.graph_path
+                    if fraction == 0.1:
+                        unfused = Path(tmp) / "v1.4.onnx"
+                        export_onnx(result.graph, unfused, fuse_pads=False)
+                        graphs["bank 10%, Pads kept (v1.4 graph)"] = unfused
+                    if image is None:
+                        anomalous = [r for r in summary.images if r.sample.is_anomalous]
+                        image = read_rgb(anomalous[0].sample.image)
+        order = ["bank 10%, Pads kept (v1.4 graph)", *[k for k in graphs if "folded" in k]]
+        times = time_graphs({k: graphs[k] for k in order}, image, args.rounds, args.calls)
+    print("| seed | model | bank | ROC AUC | F1 | IoU cracked | train s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['seed']} | {r['model']} | {r['bank']} | {r['ROC AUC']:.3f} | {r['F1']:.3f} | "
+            f"{r['IoU cracked']:.3f} | {r['train s']:.1f} |"
+        )
+    base = float(np.median(times[order[0]]))
+    print(f"\n{ort.get_device()} ONNX Runtime {ort.__version__}, {len(times[order[0]])} calls a graph\n")
+    print("| graph | raw p50 ms | raw p99 ms | p50 / v1.4 |")
+    print("|---|---|---|---|")
+    for name in order:
+        p50 = float(np.median(times[name]))
+        print(f"| {name} | {p50:.2f} | {np.percentile(times[name], 99):.2f} | {p50 / base:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
