@@ -19,6 +19,10 @@ Datasets (`--datasets`):
   30 normal + 10 anomalous to train, a separately generated 20 + 20 to test;
 - figure-cls-5: figurines with only 5 anomalous training images.
 
+The default rows let the trainer choose the features (`--features auto`, feature_choice.py; the
+`features` column says which); the `--no-head` rows are trained afterwards with the features the
+default model of the same dataset and seed chose, so the two differ only in what is learnt.
+
 Every training runs in its own child process, so peak RSS is that training's (ru_maxrss of the
 child), and the training time is the trainer's own `train_total`. Timings are wall-clock on a
 shared machine: repeat and compare medians.
@@ -91,6 +95,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """One training + evaluation (in a child process): the row's figures."""
     from edge_agent.imaging.overlay import read_rgb
     from edge_agent.training import TrainConfig, train
+    from edge_agent.training.feature_choice import CANDIDATES
     from edge_agent.training.fit import FitSettings
 
     workdir = Path(spec["workdir"])
@@ -98,6 +103,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         output=workdir / f"model-{spec['dataset']}-{spec['seed']}-{spec['model']}",
         seed=spec["seed"],
         progress=False,
+        features=CANDIDATES[spec["features"]] if spec.get("features") else None,
         fit=dataclasses.replace(FitSettings(), supervised=spec["model"] != "no-head"),
         **dataset_config(spec["dataset"], spec["seed"], workdir, spec["model"]),
     )
@@ -122,6 +128,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "peak RSS MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "latency ms": latency_ms(result.package.directory, images),
         "IoU": statistics.fmean(ious) if ious else "",
+        "features": provenance["features"]["choice"]["chosen"],
         "algorithm": provenance["algorithm"],
     }
 
@@ -165,14 +172,27 @@ def main() -> int:
         return 0
     models = ["no-head"] if args.no_head else ["default"] if args.only_head else ["default", "no-head"]
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
-        specs = [
-            {"dataset": dataset, "seed": seed, "model": model, "workdir": tmp}
-            for dataset in args.datasets
-            for seed in args.seeds
-            for model in models
-        ]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(_child, specs))
+        rows: list[dict[str, Any]] = []
+        chosen: dict[tuple[str, int], str] = {}
+        for model in models:  # default first: --no-head rows use the features it chose
+            specs = [
+                {
+                    "dataset": dataset,
+                    "seed": seed,
+                    "model": model,
+                    "workdir": tmp,
+                    "features": chosen.get((dataset, seed), "") if model == "no-head" else "",
+                }
+                for dataset in args.datasets
+                for seed in args.seeds
+            ]
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                done = list(pool.map(_child, specs))
+            chosen.update({(row["dataset"], row["seed"]): row["features"] for row in done})
+            rows.extend(done)
+        rows.sort(
+            key=lambda row: (args.datasets.index(row["dataset"]), row["seed"], models.index(row["model"]))
+        )
     print(markdown(rows))
     return 0
 

@@ -19,7 +19,7 @@ scale absorbs it, so the threshold chosen on out-of-fold scores applies to the f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +69,7 @@ class FitResult:
     image_head: ImageHead | None = None
 
 
-def _fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
+def fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Fold number per image, dealing normal and anomalous images separately (stratified)."""
     rng = np.random.default_rng(seed)
     ids = np.zeros(len(is_anomalous), dtype=np.int64)
@@ -77,6 +77,26 @@ def _fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
         order = rng.permutation(group)
         ids[order] = np.arange(len(order)) % folds
     return ids
+
+
+def fold_banks(
+    patches: torch.Tensor,
+    normal: np.ndarray,
+    fold_of: np.ndarray,
+    folds: int,
+    settings: FitSettings,
+    seed: int,
+) -> Iterator[tuple[int, np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Per fold k: (k, the other folds' normal images, the coreset's patch indices, the bank).
+
+    patches [N, P, D]. Fold k's bank never holds a patch of fold k's images, so it scores them
+    as it would score unseen images."""
+    per_image, dim = patches.shape[1], patches.shape[2]
+    for k in range(folds):
+        rest = normal[fold_of[normal] != k]
+        pool = patches[rest].reshape(-1, dim)
+        chosen = select_coreset(pool, _bank_size(len(rest) * per_image, settings), seed + k)
+        yield k, rest, chosen, pool[chosen].clone()
 
 
 def _bank_size(patch_count: int, settings: FitSettings) -> int:
@@ -128,7 +148,7 @@ def fit(
     if len(normal) < 2:
         raise ValueError(f"training needs at least 2 normal images, got {len(normal)}")
     folds = max(2, min(settings.folds, len(normal)))
-    fold_of = _fold_ids(is_anomalous, folds, seed)
+    fold_of = fold_ids(is_anomalous, folds, seed)
     supervised = settings.supervised and label_index is not None and bool(is_anomalous.any())
 
     # 1. out-of-fold distances
@@ -138,12 +158,7 @@ def fit(
     large: list[np.ndarray] = []
     small: list[np.ndarray] = []
     sizes: list[tuple[int, int]] = []
-    for k in range(folds):
-        rest = normal[fold_of[normal] != k]
-        chosen = select_coreset(
-            patches[rest].reshape(-1, dim), _bank_size(len(rest) * h * w, settings), seed + k
-        )
-        bank_k = patches[rest].reshape(-1, dim)[chosen].clone()
+    for k, rest, chosen, bank_k in fold_banks(patches, normal, fold_of, folds, settings, seed):
         held = np.flatnonzero(fold_of == k)
         oof_distance[held] = distances(patches[held].reshape(-1, dim), bank_k).view(len(held), h * w)
         held_normal = held[~is_anomalous[held]]
@@ -234,6 +249,7 @@ def fit(
         "bank_size": len(bank),
         "distance_footing": footing_info,
         "oof_normal_median": float(np.median(oof_scores[~is_anomalous])),
+        "oof_separation": separation(oof_scores, is_anomalous) if is_anomalous.any() else None,
         "image_head": image_info,
         "feature_dim": dim,
         "feature_grid": [h, w],

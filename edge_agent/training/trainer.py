@@ -42,6 +42,7 @@ from edge_agent.model_package import DEFAULT_GRAPH_NAME, Manifest, ModelPackage,
 from edge_agent.training.backbone import WEIGHTS_SHA256, load_backbone
 from edge_agent.training.calibration import DECISION_THRESHOLD
 from edge_agent.training.export import check_parity, export_onnx
+from edge_agent.training.feature_choice import CANDIDATES, choose_features
 from edge_agent.training.features import FeatureConfig, PatchFeatures
 from edge_agent.training.fit import FitResult, FitSettings, fit
 from edge_agent.training.graph import AnomalyGraph
@@ -74,7 +75,7 @@ class TrainConfig:
     check_minimums: bool = True  # the guide's minimum image counts
     evaluate: bool = True
     progress: bool = True
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: FeatureConfig | None = None  # None: chosen on the training images (feature_choice.py)
     fit: FitSettings = field(default_factory=FitSettings)
 
 
@@ -194,29 +195,24 @@ def train(config: TrainConfig) -> TrainResult:
 
     mark = time.perf_counter()
     backbone = load_backbone()
-    extractor = PatchFeatures(backbone, config.features, train_ds.width, train_ds.height).eval()
-    feats = []
-    with torch.no_grad():
-        for sample in tqdm(
-            train_ds.samples, desc="features", unit="img", file=sys.stderr, disable=not config.progress
-        ):
-            try:
-                image = read_rgb(sample.image)
-            except OSError as exc:  # truncated or corrupt: the header read at import looked fine
-                raise DatasetError(
-                    f"image {sample.image} cannot be decoded ({exc}): replace the file"
-                ) from None
-            if image.shape[:2] != (train_ds.height, train_ds.width):
-                raise DatasetError(
-                    f"image {sample.image} is {image.shape[1]}x{image.shape[0]} but the dataset's images are "
-                    f"{train_ds.width}x{train_ds.height}: every image must have the same size"
-                )
-            feats.append(extractor(torch.from_numpy(np.array(image)))[0])  # writable copy
-    features = torch.stack(feats)
+    is_anomalous = np.array([s.is_anomalous for s in train_ds.samples], dtype=bool)
+
+    def extract(features: FeatureConfig) -> torch.Tensor:
+        return _extract_features(
+            PatchFeatures(backbone, features, train_ds.width, train_ds.height), train_ds, config.progress
+        )
+
+    if config.features is None:
+        choice = choose_features(extract, is_anomalous, not segmentation, config.fit, config.seed)
+        chosen, features, choice_details = choice.config, choice.features, choice.details
+    else:
+        chosen, features = config.features, extract(config.features)
+        named = [name for name, candidate in CANDIDATES.items() if candidate == config.features]
+        choice_details = {"chosen": named[0] if named else "requested", "reason": "set by the caller"}
+    extractor = PatchFeatures(backbone, chosen, train_ds.width, train_ds.height).eval()
     timings["features"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    is_anomalous = np.array([s.is_anomalous for s in train_ds.samples], dtype=bool)
     label_index = [_label_index(s, train_ds) for s in train_ds.samples] if segmentation else None
     steps = config.fit.folds * 2 + 2
     with tqdm(total=steps, desc="fit", unit="step", file=sys.stderr, disable=not config.progress) as bar:
@@ -252,7 +248,17 @@ def train(config: TrainConfig) -> TrainResult:
             labels=tuple(labels),
             model_version=config.model_version,
             score_normalization=fitted.calibration.to_json(),
-            provenance=_provenance(config, train_ds, test_ds, split_info, fitted, timings, parity),
+            provenance=_provenance(
+                config,
+                train_ds,
+                test_ds,
+                split_info,
+                fitted,
+                timings,
+                parity,
+                extractor.config,
+                choice_details,
+            ),
         )
         save(staging, manifest)
         _move_into_place(staging, output, config.overwrite)
@@ -285,6 +291,29 @@ def train(config: TrainConfig) -> TrainResult:
         details=dict(fitted.details),
         graph=graph,
     )
+
+
+def _extract_features(extractor: PatchFeatures, dataset: Dataset, progress: bool) -> torch.Tensor:
+    """[N, D, h, w] patch features of every training image (decoded one at a time)."""
+    feats = []
+    extractor.eval()
+    with torch.no_grad():
+        for sample in tqdm(
+            dataset.samples, desc="features", unit="img", file=sys.stderr, disable=not progress
+        ):
+            try:
+                image = read_rgb(sample.image)
+            except OSError as exc:  # truncated or corrupt: the header read at import looked fine
+                raise DatasetError(
+                    f"image {sample.image} cannot be decoded ({exc}): replace the file"
+                ) from None
+            if image.shape[:2] != (dataset.height, dataset.width):
+                raise DatasetError(
+                    f"image {sample.image} is {image.shape[1]}x{image.shape[0]} but the dataset's images are "
+                    f"{dataset.width}x{dataset.height}: every image must have the same size"
+                )
+            feats.append(extractor(torch.from_numpy(np.array(image)))[0])  # writable copy
+    return torch.stack(feats)
 
 
 def _build_graph(
@@ -322,6 +351,8 @@ def _provenance(
     fitted: FitResult,
     timings: dict[str, float],
     parity: dict[str, float],
+    features: FeatureConfig,
+    choice: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "dataset": str(config.dataset),
@@ -336,9 +367,10 @@ def _provenance(
         "algorithm": _algorithm(fitted),
         "backbone": {"name": "efficientnet-lite0", "weights_sha256": WEIGHTS_SHA256},
         "features": {
-            "long_side": config.features.long_side,
-            "block_ids": list(config.features.block_ids),
-            "aggregate": config.features.aggregate,
+            "long_side": features.long_side,
+            "block_ids": list(features.block_ids),
+            "aggregate": features.aggregate,
+            "choice": choice,
         },
         "fit": fitted.details,
         "pixel_threshold": fitted.pixel_threshold if fitted.oof_pixel_iou is not None else None,

@@ -64,7 +64,18 @@ def refit_cli(tmp_path_factory: pytest.TempPathFactory) -> Refit:
 
     def run() -> int:
         with contextlib.redirect_stdout(stdout):
-            return main(["train", str(dataset), "--output", str(output), "--refit-all", "--no-progress"])
+            return main(
+                [
+                    "train",
+                    str(dataset),
+                    "--output",
+                    str(output),
+                    "--refit-all",
+                    "--no-progress",
+                    "--features",
+                    "standard",
+                ]
+            )
 
     code, count, fitted = _train_capturing_fit(run)
     assert code == 0

@@ -143,6 +143,8 @@ def test_cli_trains_evaluates_and_prints_a_summary(
         str(out),
         "--test-dataset",
         str(synthetic.cls_test),
+        "--features",
+        "standard",
     ]
     code = main(
         [*args, "--no-progress", "--seed", "3", "--project", "demo", "--model-version", "2", "--json"]
@@ -157,7 +159,10 @@ def test_cli_trains_evaluates_and_prints_a_summary(
         28,
     )
     assert (out / "evaluation" / "EvaluationResult-demo-2.json").is_file()
-    assert load(out).manifest.provenance["seed"] == 3
+    provenance = load(out).manifest.provenance
+    assert provenance["seed"] == 3
+    assert provenance["features"]["long_side"] == 320
+    assert provenance["features"]["choice"] == {"chosen": "standard", "reason": "set by the caller"}
 
 
 def test_cli_reports_user_errors(
