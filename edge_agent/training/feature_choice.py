@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from edge_agent.training.features import FeatureConfig
-from edge_agent.training.fit import FitSettings, fold_banks, fold_ids
+from edge_agent.training.fit import FitSettings, FoldBanks, build_fold_banks, patch_rows
 from edge_agent.training.graph import MapSmoother
 from edge_agent.training.memory_bank import distances
 from edge_agent.training.mil import separation
@@ -52,21 +52,17 @@ class FeatureChoice:
     config: FeatureConfig
     features: torch.Tensor  # [N, D, h, w] of the chosen config (not extracted twice)
     details: dict[str, object]
+    fold_banks: FoldBanks | None = None  # the chosen features' fold banks, for `fit` to reuse
 
 
-def oof_image_scores(
-    features: torch.Tensor, is_anomalous: np.ndarray, settings: FitSettings, seed: int
-) -> np.ndarray:
+def oof_image_scores(features: torch.Tensor, fold_banks: FoldBanks) -> np.ndarray:
     """Per training image, the plain memory bank's score out of fold, as `fit` computes it."""
     count, dim, h, w = features.shape
-    patches = features.permute(0, 2, 3, 1).reshape(count, h * w, dim).contiguous()
-    normal = np.flatnonzero(~is_anomalous)
-    folds = max(2, min(settings.folds, len(normal)))
-    fold_of = fold_ids(is_anomalous, folds, seed)
+    patches = patch_rows(features)
     distance = torch.empty(count, h * w)
-    for k, _rest, _chosen, bank in fold_banks(patches, normal, fold_of, folds, settings, seed):
-        held = np.flatnonzero(fold_of == k)
-        distance[held] = distances(patches[held].reshape(-1, dim), bank).view(len(held), h * w)
+    for fold_bank in fold_banks.banks:
+        held = np.flatnonzero(fold_banks.fold_of == fold_bank.fold)
+        distance[held] = distances(patches[held].reshape(-1, dim), fold_bank.bank).view(len(held), h * w)
     with torch.no_grad():
         smoothed = MapSmoother()(distance.view(count, 1, h, w))
     return smoothed.amax(dim=(1, 2, 3)).numpy().astype(np.float64)
@@ -94,9 +90,11 @@ def choose_features(
     if reason:
         return FeatureChoice(STANDARD, standard, extract(standard), {"chosen": STANDARD, "reason": reason})
     features = {name: extract(config) for name, config in CANDIDATES.items()}
+    banks = {
+        name: build_fold_banks(patch_rows(f), is_anomalous, settings, seed) for name, f in features.items()
+    }
     scores = {
-        name: separation(oof_image_scores(f, is_anomalous, settings, seed), is_anomalous)
-        for name, f in features.items()
+        name: separation(oof_image_scores(features[name], banks[name]), is_anomalous) for name in features
     }
     best = max(scores, key=lambda name: scores[name])
     if scores[best] < scores[STANDARD] + MARGIN:
@@ -117,4 +115,4 @@ def choose_features(
         "separation": {name: round(value, 4) for name, value in scores.items()},
         "candidates": {name: asdict(config) for name, config in CANDIDATES.items()},
     }
-    return FeatureChoice(best, CANDIDATES[best], features[best], details)
+    return FeatureChoice(best, CANDIDATES[best], features[best], details, banks[best])

@@ -19,7 +19,7 @@ scale absorbs it, so the threshold chosen on out-of-fold scores applies to the f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,24 +79,54 @@ def fold_ids(is_anomalous: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return ids
 
 
-def fold_banks(
+@dataclass(frozen=True)
+class FoldBank:
+    fold: int
+    rest: np.ndarray  # the other folds' normal images, whose patches the bank was chosen from
+    chosen: torch.Tensor  # the coreset's indices into those images' patches, flattened
+    bank: torch.Tensor  # [B, D]
+
+
+@dataclass(frozen=True)
+class FoldBanks:
+    """The out-of-fold memory banks of one set of patch features: what `fit` and the feature
+    choice score held-out images against (built once, used by both)."""
+
+    folds: int
+    fold_of: np.ndarray  # fold number per image
+    banks: tuple[FoldBank, ...]
+
+
+def patch_rows(features: torch.Tensor) -> torch.Tensor:
+    """[N, D, h, w] features as [N, h*w, D] patch rows."""
+    count, dim, h, w = features.shape
+    return features.permute(0, 2, 3, 1).reshape(count, h * w, dim).contiguous()
+
+
+def build_fold_banks(
     patches: torch.Tensor,
-    normal: np.ndarray,
-    fold_of: np.ndarray,
-    folds: int,
+    is_anomalous: np.ndarray,
     settings: FitSettings,
     seed: int,
-) -> Iterator[tuple[int, np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Per fold k: (k, the other folds' normal images, the coreset's patch indices, the bank).
+    progress: Progress | None = None,
+) -> FoldBanks:
+    """Per fold k, a coreset of the other folds' normal patches (patches [N, P, D]).
 
-    patches [N, P, D]. Fold k's bank never holds a patch of fold k's images, so it scores them
-    as it would score unseen images."""
+    Fold k's bank never holds a patch of fold k's images, so it scores them as it would score
+    unseen images."""
+    normal = np.flatnonzero(~is_anomalous)
+    folds = max(2, min(settings.folds, len(normal)))
+    fold_of = fold_ids(is_anomalous, folds, seed)
     per_image, dim = patches.shape[1], patches.shape[2]
+    banks = []
     for k in range(folds):
         rest = normal[fold_of[normal] != k]
         pool = patches[rest].reshape(-1, dim)
         chosen = select_coreset(pool, _bank_size(len(rest) * per_image, settings), seed + k)
-        yield k, rest, chosen, pool[chosen].clone()
+        banks.append(FoldBank(k, rest, chosen, pool[chosen].clone()))
+        if progress:
+            progress(f"memory bank fold {k + 1}/{folds}")
+    return FoldBanks(folds, fold_of, tuple(banks))
 
 
 def _bank_size(patch_count: int, settings: FitSettings) -> int:
@@ -137,18 +167,24 @@ def fit(
     settings: FitSettings,
     seed: int,
     progress: Progress | None = None,
+    fold_banks: FoldBanks | None = None,
 ) -> FitResult:
     """features [N, D, h, w]; label_index: per image uint8 [H, W] (0 background), None for an
-    anomalous image without a mask; the whole argument None for a classification model."""
+    anomalous image without a mask; the whole argument None for a classification model.
+    fold_banks: `build_fold_banks` of these features with these settings and seed, when the caller
+    has them already (the feature choice), else built here."""
     step = progress or (lambda _message: None)
     is_anomalous = np.asarray(is_anomalous, dtype=bool)
     count, dim, h, w = features.shape
-    patches = features.permute(0, 2, 3, 1).reshape(count, h * w, dim).contiguous()
+    patches = patch_rows(features)
     normal = np.flatnonzero(~is_anomalous)
     if len(normal) < 2:
         raise ValueError(f"training needs at least 2 normal images, got {len(normal)}")
-    folds = max(2, min(settings.folds, len(normal)))
-    fold_of = fold_ids(is_anomalous, folds, seed)
+    if fold_banks is None:
+        fold_banks = build_fold_banks(patches, is_anomalous, settings, seed, step)
+    elif len(fold_banks.fold_of) != count:
+        raise ValueError(f"fold banks of {len(fold_banks.fold_of)} images given for {count}")
+    folds, fold_of = fold_banks.folds, fold_banks.fold_of
     supervised = settings.supervised and label_index is not None and bool(is_anomalous.any())
 
     # 1. out-of-fold distances
@@ -158,7 +194,8 @@ def fit(
     large: list[np.ndarray] = []
     small: list[np.ndarray] = []
     sizes: list[tuple[int, int]] = []
-    for k, rest, chosen, bank_k in fold_banks(patches, normal, fold_of, folds, settings, seed):
+    for fold_bank in fold_banks.banks:
+        k, rest, chosen, bank_k = fold_bank.fold, fold_bank.rest, fold_bank.chosen, fold_bank.bank
         held = np.flatnonzero(fold_of == k)
         oof_distance[held] = distances(patches[held].reshape(-1, dim), bank_k).view(len(held), h * w)
         held_normal = held[~is_anomalous[held]]
@@ -169,7 +206,6 @@ def fit(
                 for out, dist in ((large, oof_distance[held_normal]), (small, fewer)):
                     out.append(smoother(dist.view(len(held_normal), 1, h, w)).amax(dim=(1, 2, 3)).numpy())
             sizes.append((len(rest), int(np.sum(fold_of[rest] != (k + 1) % folds))))
-        step(f"memory bank fold {k + 1}/{folds}")
     distance_scale = float(oof_distance[normal].std()) or 1.0
     oof_distance /= distance_scale
     bank = _build_bank(patches[normal].reshape(-1, dim), settings, seed + folds)

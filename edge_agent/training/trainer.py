@@ -205,8 +205,9 @@ def train(config: TrainConfig) -> TrainResult:
     if config.features is None:
         choice = choose_features(extract, is_anomalous, not segmentation, config.fit, config.seed)
         chosen, features, choice_details = choice.config, choice.features, choice.details
+        fold_banks = choice.fold_banks
     else:
-        chosen, features = config.features, extract(config.features)
+        chosen, features, fold_banks = config.features, extract(config.features), None
         named = [name for name, candidate in CANDIDATES.items() if candidate == config.features]
         choice_details = {"chosen": named[0] if named else "requested", "reason": "set by the caller"}
     extractor = PatchFeatures(backbone, chosen, train_ds.width, train_ds.height).eval()
@@ -224,6 +225,7 @@ def train(config: TrainConfig) -> TrainResult:
             config.fit,
             config.seed,
             progress=lambda message: (bar.set_postfix_str(message), bar.update(1)),
+            fold_banks=fold_banks,
         )
         bar.update(bar.total - bar.n)
     timings["fit"] = time.perf_counter() - mark

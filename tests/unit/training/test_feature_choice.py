@@ -19,7 +19,7 @@ from edge_agent.model_package import load
 from edge_agent.training import feature_choice, train
 from edge_agent.training.feature_choice import STANDARD, choose_features, oof_image_scores
 from edge_agent.training.features import FeatureConfig
-from edge_agent.training.fit import FitSettings
+from edge_agent.training.fit import FitSettings, build_fold_banks, fit, patch_rows
 
 from .conftest import SyntheticData, small_config
 
@@ -53,11 +53,30 @@ def _small_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(feature_choice, "CANDIDATES", CANDIDATES)
 
 
+def _oof_scores(features: torch.Tensor) -> np.ndarray:
+    banks = build_fold_banks(patch_rows(features), IS_ANOMALOUS, FitSettings(), seed=0)
+    return oof_image_scores(features, banks)
+
+
 def test_out_of_fold_scores_rank_the_defect_images_above_the_normals() -> None:
-    scores = oof_image_scores(_features(6.0, seed=0), IS_ANOMALOUS, FitSettings(), seed=0)
+    scores = _oof_scores(_features(6.0, seed=0))
     assert scores[IS_ANOMALOUS].min() > scores[~IS_ANOMALOUS].max()
-    blind = oof_image_scores(_features(0.0, seed=0), IS_ANOMALOUS, FitSettings(), seed=0)
+    blind = _oof_scores(_features(0.0, seed=0))
     assert blind[IS_ANOMALOUS].min() < blind[~IS_ANOMALOUS].max()
+
+
+def test_fit_reuses_the_chosen_features_fold_banks_with_the_same_result() -> None:
+    """The choice hands `fit` the fold banks it built: fitting with them is fitting from scratch."""
+    extract, _ = _extractor({STANDARD: 0.0, "fine": 6.0})
+    choice = choose_features(extract, IS_ANOMALOUS, True, FitSettings(), seed=0)
+    assert choice.fold_banks is not None and choice.fold_banks.folds == FitSettings().folds
+    reused = fit(choice.features, IS_ANOMALOUS, None, 0, FitSettings(), 0, fold_banks=choice.fold_banks)
+    fresh = fit(choice.features, IS_ANOMALOUS, None, 0, FitSettings(), 0)
+    np.testing.assert_array_equal(reused.oof_scores, fresh.oof_scores)
+    assert reused.calibration == fresh.calibration
+    other = _features(6.0, seed=9)[:-1]
+    with pytest.raises(ValueError, match="fold banks of 24 images given for 23"):
+        fit(other, IS_ANOMALOUS[:-1], None, 0, FitSettings(), 0, fold_banks=choice.fold_banks)
 
 
 def test_a_candidate_that_sees_the_defect_is_chosen_and_its_features_are_returned() -> None:
