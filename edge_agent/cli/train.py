@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="patch features: auto (default) measures standard and fine on a classification project's "
         "training images and keeps standard unless fine separates clearly better; fine samples the image "
-        "at 448 px instead of 320 (thin defects, about 2.7 times the latency)",
+        "at 448 px instead of 320 with a bank of at most 600 patches (thin defects, about 1.3 times the latency)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it exists")
     parser.add_argument(

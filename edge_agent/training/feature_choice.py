@@ -13,13 +13,17 @@ another candidate beats them by `MARGIN`: with 5 to 20 anomalous images a small 
 and a finer candidate costs latency. Segmentation projects and projects without anomalous
 images keep the standard features. The candidates, their separations and the reason for the choice
 are recorded in the manifest (`provenance.features.choice`).
+
+A candidate also bounds its own memory bank: finer features give each image more patches, so
+both the bank's pool and the graph's nearest-neighbour matmul grow. `fine` keeps a smaller bank,
+which the choice's fold banks use too, so it is judged as it would be served.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -32,13 +36,31 @@ from edge_agent.training.mil import separation
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Candidate:
+    """Patch features and the largest memory bank the trainer gives them."""
+
+    features: FeatureConfig
+    max_bank: int | None = None  # None: FitSettings.max_bank
+
+    def fit_settings(self, settings: FitSettings) -> FitSettings:
+        """`settings` with this candidate's bank cap applied (never raised above the caller's)."""
+        if self.max_bank is None or self.max_bank >= settings.max_bank:
+            return settings
+        return replace(settings, max_bank=self.max_bank)
+
+
 STANDARD = "standard"
 # The standard features and a finer sampling of the same taps for thin defects (a 1-2 px crack
 # spans a quarter of a stride-8 cell at 320 px; at 448 px the cells are 30% smaller and the backbone
-# sees the crack magnified). bench/README.md#accuracy has the measurements behind the choice.
-CANDIDATES: dict[str, FeatureConfig] = {
-    STANDARD: FeatureConfig(),
-    "fine": FeatureConfig(long_side=448),
+# sees the crack magnified). `fine` has twice the patches per image and twice the backbone's
+# pixels; its bank of at most 600 patches keeps its graph near the standard one's latency (1.2-1.3x on
+# 224x224 images, against 2.8x with the standard cap) at the same F1 on thin cracks.
+# bench/README.md#accuracy has the measurements behind both.
+CANDIDATES: dict[str, Candidate] = {
+    STANDARD: Candidate(FeatureConfig()),
+    "fine": Candidate(FeatureConfig(long_side=448), max_bank=600),
 }
 MIN_ANOMALOUS = 5  # fewer anomalous images cannot rank candidates
 MARGIN = 0.02  # soft-AUC lead a candidate needs over the standard features
@@ -50,6 +72,7 @@ Extract = Callable[[FeatureConfig], torch.Tensor]
 class FeatureChoice:
     name: str
     config: FeatureConfig
+    settings: FitSettings  # the caller's, with the chosen candidate's bank cap
     features: torch.Tensor  # [N, D, h, w] of the chosen config (not extracted twice)
     details: dict[str, object]
     fold_banks: FoldBanks | None = None  # the chosen features' fold banks, for `fit` to reuse
@@ -88,10 +111,13 @@ def choose_features(
     else:
         reason = ""
     if reason:
-        return FeatureChoice(STANDARD, standard, extract(standard), {"chosen": STANDARD, "reason": reason})
-    features = {name: extract(config) for name, config in CANDIDATES.items()}
+        details = {"chosen": STANDARD, "reason": reason}
+        settings = standard.fit_settings(settings)
+        return FeatureChoice(STANDARD, standard.features, settings, extract(standard.features), details)
+    features = {name: extract(candidate.features) for name, candidate in CANDIDATES.items()}
     banks = {
-        name: build_fold_banks(patch_rows(f), is_anomalous, settings, seed) for name, f in features.items()
+        name: build_fold_banks(patch_rows(f), is_anomalous, CANDIDATES[name].fit_settings(settings), seed)
+        for name, f in features.items()
     }
     scores = {
         name: separation(oof_image_scores(features[name], banks[name]), is_anomalous) for name in features
@@ -113,6 +139,9 @@ def choose_features(
         "chosen": best,
         "reason": reason,
         "separation": {name: round(value, 4) for name, value in scores.items()},
-        "candidates": {name: asdict(config) for name, config in CANDIDATES.items()},
+        "candidates": {name: asdict(candidate) for name, candidate in CANDIDATES.items()},
     }
-    return FeatureChoice(best, CANDIDATES[best], features[best], details, banks[best])
+    chosen = CANDIDATES[best]
+    return FeatureChoice(
+        best, chosen.features, chosen.fit_settings(settings), features[best], details, banks[best]
+    )

@@ -42,7 +42,7 @@ from edge_agent.model_package import DEFAULT_GRAPH_NAME, Manifest, ModelPackage,
 from edge_agent.training.backbone import WEIGHTS_SHA256, load_backbone
 from edge_agent.training.calibration import DECISION_THRESHOLD
 from edge_agent.training.export import check_parity, export_onnx
-from edge_agent.training.feature_choice import CANDIDATES, choose_features
+from edge_agent.training.feature_choice import CANDIDATES, Candidate, choose_features
 from edge_agent.training.features import FeatureConfig, PatchFeatures
 from edge_agent.training.fit import FitResult, FitSettings, fit
 from edge_agent.training.graph import AnomalyGraph
@@ -75,7 +75,7 @@ class TrainConfig:
     check_minimums: bool = True  # the guide's minimum image counts
     evaluate: bool = True
     progress: bool = True
-    features: FeatureConfig | None = None  # None: chosen on the training images (feature_choice.py)
+    features: Candidate | None = None  # None: chosen on the training images (feature_choice.py)
     fit: FitSettings = field(default_factory=FitSettings)
 
 
@@ -205,9 +205,10 @@ def train(config: TrainConfig) -> TrainResult:
     if config.features is None:
         choice = choose_features(extract, is_anomalous, not segmentation, config.fit, config.seed)
         chosen, features, choice_details = choice.config, choice.features, choice.details
-        fold_banks = choice.fold_banks
+        fit_settings, fold_banks = choice.settings, choice.fold_banks
     else:
-        chosen, features, fold_banks = config.features, extract(config.features), None
+        chosen, features, fold_banks = config.features.features, extract(config.features.features), None
+        fit_settings = config.features.fit_settings(config.fit)
         named = [name for name, candidate in CANDIDATES.items() if candidate == config.features]
         choice_details = {"chosen": named[0] if named else "requested", "reason": "set by the caller"}
     extractor = PatchFeatures(backbone, chosen, train_ds.width, train_ds.height).eval()
@@ -215,14 +216,14 @@ def train(config: TrainConfig) -> TrainResult:
 
     mark = time.perf_counter()
     label_index = [_label_index(s, train_ds) for s in train_ds.samples] if segmentation else None
-    steps = config.fit.folds * 2 + 2
+    steps = fit_settings.folds * 2 + 2
     with tqdm(total=steps, desc="fit", unit="step", file=sys.stderr, disable=not config.progress) as bar:
         fitted = fit(
             features,
             is_anomalous,
             label_index,
             len(labels),
-            config.fit,
+            fit_settings,
             config.seed,
             progress=lambda message: (bar.set_postfix_str(message), bar.update(1)),
             fold_banks=fold_banks,

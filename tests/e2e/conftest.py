@@ -146,6 +146,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small classification model trained on synthetic parts, plus two held-out images."""
     from edge_agent.testing.synthetic import write_synthetic_dataset
     from edge_agent.training import TrainConfig, train
+    from edge_agent.training.feature_choice import Candidate
     from edge_agent.training.features import FeatureConfig
 
     root = tmp_path_factory.mktemp("trained")
@@ -157,7 +158,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             check_minimums=False,  # below the guide's minimum counts on purpose (speed)
             evaluate=False,
             progress=False,
-            features=FeatureConfig(long_side=192),
+            features=Candidate(FeatureConfig(long_side=192)),
         )
     )
     write_synthetic_dataset(data, 1, 1, MODEL_SIZE, (), seed=4, prefix="test-")

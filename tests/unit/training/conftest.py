@@ -13,11 +13,12 @@ import pytest
 
 from edge_agent.testing.synthetic import write_synthetic_dataset
 from edge_agent.training import TrainConfig, TrainResult, train
+from edge_agent.training.feature_choice import Candidate
 from edge_agent.training.features import FeatureConfig
 
 SIZE = (160, 128)
 LABELS = (("scratch", "#2CA02C"), ("stain", "#1F77B4"))
-FAST_FEATURES = FeatureConfig(long_side=192)
+FAST_FEATURES = Candidate(FeatureConfig(long_side=192))
 
 
 @dataclass(frozen=True)
