@@ -100,8 +100,10 @@ class AnomalyGraph(nn.Module):
         self.height, self.width = height, width
         self.segmentation = palette is not None
         if palette is not None:
-            # [1 + L, 3], row 0 background; float so the lookup runs in float and uint8 is only the output
+            # [1 + L, 3], row 0 background; float so the painting runs in float and uint8 is only the
+            # output (TensorRT takes UINT8 only at the network's edges)
             self.register_buffer("palette", palette.to(torch.uint8).to(torch.float32))
+            self.register_buffer("palette_t", self.palette.t().contiguous())  # [3, 1 + L]
             self.register_buffer(
                 "label_ids", torch.arange(palette.shape[0], dtype=torch.int32).view(-1, 1, 1)
             )
@@ -149,9 +151,18 @@ class AnomalyGraph(nn.Module):
         full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)[0, 0]
         anomalous = full >= self.pixel_threshold
         label_index = self.label_index(anomalous, logits, grid)
-        mask = self.palette[label_index].to(torch.uint8)
-        areas = (label_index.unsqueeze(0) == self.label_ids).to(torch.float32).mean(dim=(1, 2))
-        return score, mask, areas
+        one_hot = (label_index.unsqueeze(0) == self.label_ids).to(torch.float32)  # [1 + L, H, W]
+        areas = one_hot.mean(dim=(1, 2))
+        return score, self.paint(one_hot), areas
+
+    def paint(self, one_hot: torch.Tensor) -> torch.Tensor:
+        """uint8 [H, W, 3] mask: each pixel's label colour, from the one-hot planes the areas use.
+
+        A [3, 1 + L] x [1 + L, H*W] MatMul, then one transpose: each sum has a single non-zero
+        term, so the colours are exact. It replaced a palette Gather at every pixel, which moved
+        3 floats per index and took 12% of the cookies graph (1.4 against 3.0 ms, bench/README.md)."""
+        planes = self.palette_t @ one_hot.flatten(1)
+        return planes.view(3, self.height, self.width).permute(1, 2, 0).to(torch.uint8)
 
     def label_index(
         self, anomalous: torch.Tensor, logits: torch.Tensor | None, grid: tuple[int, int]

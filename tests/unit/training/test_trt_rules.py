@@ -167,6 +167,20 @@ def test_masks_scores_and_areas_are_what_the_uint8_graph_gave(segmentation_model
         assert score == pytest.approx(old_score, abs=1e-5)
 
 
+def test_the_mask_is_painted_without_a_gather_at_every_pixel(segmentation_model: TrainResult) -> None:
+    """A palette Gather per pixel took 12% of the cookies graph; the one-hot planes times the
+    palette do the same in a MatMul (bench/README.md#a-faster-model)."""
+    graph = segmentation_model.graph
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(segmentation_model.package.graph_path)))
+    full = graph.height * graph.width
+    sizes = {}
+    for info in model.graph.value_info:
+        dims = [d.dim_value for d in info.type.tensor_type.shape.dim]
+        sizes[info.name] = int(np.prod(dims)) if dims and all(dims) else 0
+    painted = [n.op_type for n in model.graph.node if sizes.get(n.output[0]) == 3 * full]
+    assert "Gather" not in painted and "MatMul" in painted, painted
+
+
 def test_the_trained_graph_runs_on_the_tensorrt_stand_in_like_the_cpu(
     segmentation_model: TrainResult, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
