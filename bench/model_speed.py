@@ -4,8 +4,8 @@ For each seed, trains cookies (`../shared/datasets/cookies/train.manifest`, the 
 `edge-agent train`: 20% held out) twice, with the memory bank of v1.4 (coreset 10%) and with
 today's defaults (5%), and evaluates both on the held-out images through their exported packages
 (ROC AUC, F1 at the model's threshold, IoU of `cracked`). On the first seed it also exports the
-10% model as v1.4 did (Pads kept, the mask painted by a palette Gather at every pixel: `v14_forward`
-below is v1.4's `AnomalyGraph.forward`) and today's model with v1.4's mask painting, then times the
+10% model as v1.4 did (Pads kept, the mask painted by a palette Gather at every pixel:
+`v14_mask_and_areas` below is v1.4's formula) and today's model with v1.4's mask painting, then times the
 graphs with ONNX Runtime's default session in this process, in alternating blocks on one held-out
 anomalous image: raw p50 and p99 on the machine's cores.
 
@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 
 from edge_agent.imaging.overlay import read_rgb
 from edge_agent.model_package import INPUT_IMAGE
@@ -42,31 +41,22 @@ V14 = "bank 10%, Pads kept, palette Gather (v1.4 graph)"
 SETTINGS = {"bank 10% (v1.4)": 0.1, "bank 5% (now)": FitSettings().coreset_fraction}
 
 
-def v14_forward(self: AnomalyGraph, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """v1.4's AnomalyGraph.forward: the same outputs, the mask painted by a palette Gather."""
-    amap, logits, grid, patches = self.patch_outputs(image)
-    smoothed = self.smoother(amap.view(1, 1, *grid))
-    raw = self.image_score(smoothed, patches)
-    score = torch.sigmoid((raw - self.center) / self.scale)
-    if not self.segmentation:
-        return (score,)
-    size = (self.height, self.width)
-    full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)[0, 0]
-    label_index = self.label_index(full >= self.pixel_threshold, logits, grid)
+def v14_mask_and_areas(self: AnomalyGraph, label_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """v1.4's mask and areas: the same outputs, the mask painted by a palette Gather at every pixel."""
     mask = self.palette[label_index].to(torch.uint8)
     areas = (label_index.unsqueeze(0) == self.label_ids).to(torch.float32).mean(dim=(1, 2))
-    return score, mask, areas
+    return mask, areas
 
 
 @contextmanager
 def v14_painting() -> Iterator[None]:
     """Graphs exported inside paint their masks as v1.4 did."""
-    today = AnomalyGraph.forward
-    AnomalyGraph.forward = v14_forward  # type: ignore[method-assign]
+    today = AnomalyGraph.mask_and_areas
+    AnomalyGraph.mask_and_areas = v14_mask_and_areas  # type: ignore[method-assign]
     try:
         yield
     finally:
-        AnomalyGraph.forward = today  # type: ignore[method-assign]
+        AnomalyGraph.mask_and_areas = today  # type: ignore[method-assign]
 
 
 def time_graphs(paths: dict[str, Path], image: np.ndarray, rounds: int, calls: int) -> dict[str, list[float]]:

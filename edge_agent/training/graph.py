@@ -150,19 +150,20 @@ class AnomalyGraph(nn.Module):
         size = (self.height, self.width)
         full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)[0, 0]
         anomalous = full >= self.pixel_threshold
-        label_index = self.label_index(anomalous, logits, grid)
+        mask, areas = self.mask_and_areas(self.label_index(anomalous, logits, grid))
+        return score, mask, areas
+
+    def mask_and_areas(self, label_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 [H, W, 3] mask (each pixel's label colour) and each label's share of the pixels [1 + L].
+
+        The mask is the palette times the labels' one-hot planes, which the areas need anyway: a
+        [3, 1 + L] x [1 + L, H*W] MatMul, then one transpose. Each sum has a single non-zero term,
+        so the colours are exact. It replaced a palette Gather at every pixel, which moved 3 floats
+        per index and took 12% of the cookies graph (bench/README.md#a-faster-model)."""
         one_hot = (label_index.unsqueeze(0) == self.label_ids).to(torch.float32)  # [1 + L, H, W]
-        areas = one_hot.mean(dim=(1, 2))
-        return score, self.paint(one_hot), areas
-
-    def paint(self, one_hot: torch.Tensor) -> torch.Tensor:
-        """uint8 [H, W, 3] mask: each pixel's label colour, from the one-hot planes the areas use.
-
-        A [3, 1 + L] x [1 + L, H*W] MatMul, then one transpose: each sum has a single non-zero
-        term, so the colours are exact. It replaced a palette Gather at every pixel, which moved
-        3 floats per index and took 12% of the cookies graph (1.4 against 3.0 ms, bench/README.md)."""
         planes = self.palette_t @ one_hot.flatten(1)
-        return planes.view(3, self.height, self.width).permute(1, 2, 0).to(torch.uint8)
+        mask = planes.view(3, self.height, self.width).permute(1, 2, 0).to(torch.uint8)
+        return mask, one_hot.mean(dim=(1, 2))
 
     def label_index(
         self, anomalous: torch.Tensor, logits: torch.Tensor | None, grid: tuple[int, int]
