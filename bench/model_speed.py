@@ -4,10 +4,11 @@ For each seed, trains cookies (`../shared/datasets/cookies/train.manifest`, the 
 `edge-agent train`: 20% held out) twice, with the memory bank of v1.4 (coreset 10%) and with
 today's defaults (5%), and evaluates both on the held-out images through their exported packages
 (ROC AUC, F1 at the model's threshold, IoU of `cracked`). On the first seed it also exports the
-10% model as v1.4 did (Pads kept, the mask painted by a palette Gather at every pixel:
-`v14_mask_and_areas` below is v1.4's formula) and today's model with v1.4's mask painting, then times the
-graphs with ONNX Runtime's default session in this process, in alternating blocks on one held-out
-anomalous image: raw p50 and p99 on the machine's cores.
+10% model as v1.4 did (Pads kept, and v1.4's formulas below: the mask painted by a palette Gather
+at every pixel, the distances as a MatMul then a Sub and an Add over the [patches, bank] matrix, the
+bitmap transposed, pooled and normalised), and today's model with v1.4's formulas, all of them or
+all but the painting, then times the graphs with ONNX Runtime's default session in this process, in
+alternating blocks on one held-out anomalous image: raw p50 and p99 on the machine's cores.
 
     .venv/bin/python bench/model_speed.py                 # seed 0
     .venv/bin/python bench/model_speed.py --seeds 0 1 2   # accuracy over three splits
@@ -28,16 +29,19 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 
 from edge_agent.imaging.overlay import read_rgb
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.training import TrainConfig, train
+from edge_agent.training.backbone import INPUT_MEAN, INPUT_STD
 from edge_agent.training.export import export_onnx
+from edge_agent.training.features import PatchFeatures
 from edge_agent.training.fit import FitSettings
 from edge_agent.training.graph import AnomalyGraph
 
 COOKIES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cookies" / "train.manifest"
-V14 = "bank 10%, Pads kept, palette Gather (v1.4 graph)"
+V14 = "bank 10%, Pads kept, v1.4 formulas (v1.4 graph)"
 SETTINGS = {"bank 10% (v1.4)": 0.1, "bank 5% (now)": FitSettings().coreset_fraction}
 
 
@@ -48,15 +52,45 @@ def v14_mask_and_areas(self: AnomalyGraph, label_index: torch.Tensor) -> tuple[t
     return mask, areas
 
 
+def v14_patch_distance(self: AnomalyGraph, patches: torch.Tensor) -> torch.Tensor:
+    """v1.4's distances: |q|^2 - 2 q.b + |b|^2 over the whole [patches, bank] matrix, then the minimum."""
+    bank = self.bank
+    sq = (patches * patches).sum(1, keepdim=True) - 2.0 * patches @ bank.T + (bank * bank).sum(1).unsqueeze(0)
+    return sq.min(dim=1).values.clamp_min(0.0).sqrt()
+
+
+def v14_network_input(self: PatchFeatures, image: torch.Tensor) -> torch.Tensor:
+    """v1.4's input stage: the bitmap cast again, transposed to NCHW, pooled, resized, normalised."""
+    h, w = self.work_size
+    x = image.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+    factor = max(1, min(int(x.shape[-2]) // h, int(x.shape[-1]) // w))
+    if factor > 1:
+        x = F.avg_pool2d(x, factor, factor)
+    if (int(x.shape[-2]), int(x.shape[-1])) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return (x - INPUT_MEAN) / INPUT_STD
+
+
+V14_FORMULAS = {
+    "painting": (AnomalyGraph, "mask_and_areas", v14_mask_and_areas),
+    "distance": (AnomalyGraph, "patch_distance", v14_patch_distance),
+    "input": (PatchFeatures, "network_input", v14_network_input),
+}
+
+
 @contextmanager
-def v14_painting() -> Iterator[None]:
-    """Graphs exported inside paint their masks as v1.4 did."""
-    today = AnomalyGraph.mask_and_areas
-    AnomalyGraph.mask_and_areas = v14_mask_and_areas  # type: ignore[method-assign]
+def v14_formulas(*parts: str) -> Iterator[None]:
+    """Graphs exported inside compute `parts` (default: all of V14_FORMULAS) as v1.4 did."""
+    saved = []
+    for part in parts or tuple(V14_FORMULAS):
+        cls, name, formula = V14_FORMULAS[part]
+        saved.append((cls, name, getattr(cls, name)))
+        setattr(cls, name, formula)
     try:
         yield
     finally:
-        AnomalyGraph.mask_and_areas = today  # type: ignore[method-assign]
+        for cls, name, today in saved:
+            setattr(cls, name, today)
 
 
 def time_graphs(paths: dict[str, Path], image: np.ndarray, rounds: int, calls: int) -> dict[str, list[float]]:
@@ -117,21 +151,34 @@ def main() -> int:
                 )
                 print(rows[-1], file=sys.stderr, flush=True)
                 if seed == args.seeds[0]:
-                    graphs[f"{name}, Pads folded"] = result.package.graph_path
+                    if fraction != 0.1:
+                        graphs[f"{name}, Pads folded (today's graph)"] = result.package.graph_path
                     if fraction == 0.1:
                         unfused = Path(tmp) / "v1.4.onnx"
-                        with v14_painting():
+                        with v14_formulas():
                             export_onnx(result.graph, unfused, fuse_pads=False)
                         graphs[V14] = unfused
+                        folded = Path(tmp) / "v1.4-folded.onnx"
+                        with v14_formulas():
+                            export_onnx(result.graph, folded)
+                        graphs[f"{name}, Pads folded"] = folded
                     else:
-                        gather = Path(tmp) / "v1.4-painting.onnx"
-                        with v14_painting():
-                            export_onnx(result.graph, gather)
-                        graphs[f"{name}, Pads folded, v1.4 mask painting"] = gather
+                        for label, parts in (
+                            ("v1.4 formulas", ()),
+                            ("v1.4 distances and input", ("distance", "input")),
+                        ):
+                            older = Path(tmp) / f"{label}.onnx"
+                            with v14_formulas(*parts):
+                                export_onnx(result.graph, older)
+                            graphs[f"{name}, Pads folded, {label}"] = older
                     if image is None:
                         anomalous = [r for r in summary.images if r.sample.is_anomalous]
                         image = read_rgb(anomalous[0].sample.image)
-        order = [V14, *[k for k in graphs if "folded" in k]]
+        order = [
+            V14,
+            *[k for k in graphs if "folded" in k and "today" not in k],
+            *[k for k in graphs if "today" in k],
+        ]
         times = time_graphs({k: graphs[k] for k in order}, image, args.rounds, args.calls)
     print("| seed | model | bank | ROC AUC | F1 | IoU cracked | train s |")
     print("|---|---|---|---|---|---|---|")

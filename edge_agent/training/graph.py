@@ -22,7 +22,7 @@ from torch import nn
 from edge_agent.training.features import PatchFeatures
 from edge_agent.training.head import PatchHead, anomaly_logit
 from edge_agent.training.image_head import ImageHead
-from edge_agent.training.memory_bank import nearest_distance
+from edge_agent.training.memory_bank import augmented_bank, nearest_distance
 
 MAP_UPSAMPLE = 4  # the anomaly map is smoothed at 4x the feature grid
 SMOOTH_SIGMA = 2.0  # Gaussian sigma, in pixels of the upsampled map
@@ -91,7 +91,7 @@ class AnomalyGraph(nn.Module):
         super().__init__()
         self.features = features
         self.register_buffer("bank", bank.contiguous())
-        self.register_buffer("bank_sq_norm", (bank * bank).sum(1))
+        self.register_buffer("bank_aug", augmented_bank(self.bank))  # what the graph multiplies by
         self.distance_scale = float(distance_scale)
         self.head = head
         self.smoother = MapSmoother()
@@ -122,11 +122,15 @@ class AnomalyGraph(nn.Module):
         fmap = self.features(image.to(torch.float32))  # the bitmap's only use: uint8 ends here
         grid = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         patches = fmap[0].flatten(1).transpose(0, 1)
-        distance = nearest_distance(patches, self.bank, self.bank_sq_norm) / self.distance_scale
+        distance = self.patch_distance(patches) / self.distance_scale
         if self.head is None:
             return distance, None, grid, patches
         logits = self.head(patches, distance)
         return anomaly_logit(logits), logits, grid, patches
+
+    def patch_distance(self, patches: torch.Tensor) -> torch.Tensor:
+        """Distance of each patch [P, D] to its nearest bank row [P] (memory_bank.nearest_distance)."""
+        return nearest_distance(patches, self.bank_aug)
 
     def image_score(self, smoothed: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Raw image score [1]: the map's maximum, stacked with the pooled features if an image

@@ -35,15 +35,15 @@ def _features(normal: int, anomalous: int, seed: int, shift: float = 0.6) -> tup
 def _image_scores(result: object, feats: torch.Tensor) -> np.ndarray:
     """What the exported graph computes, on made-up features (bank, footing, image head)."""
     from edge_agent.training.graph import MapSmoother
-    from edge_agent.training.memory_bank import nearest_distance
+    from edge_agent.training.memory_bank import augmented_bank, nearest_distance
 
     bank = result.bank  # type: ignore[attr-defined]
-    sq = (bank * bank).sum(1)
+    bank_aug = augmented_bank(bank)
     scores = []
     with torch.no_grad():
         for image in feats:
             patches = image.flatten(1).T
-            distance = nearest_distance(patches, bank, sq) / result.distance_scale  # type: ignore[attr-defined]
+            distance = nearest_distance(patches, bank_aug) / result.distance_scale  # type: ignore[attr-defined]
             raw = MapSmoother()(distance.view(1, 1, *GRID)).amax(dim=(1, 2, 3))
             if result.image_head is not None:  # type: ignore[attr-defined]
                 raw = result.image_head(raw, patches)  # type: ignore[attr-defined]

@@ -16,6 +16,13 @@ def test_distances_match_brute_force() -> None:
     assert torch.allclose(distances(queries, bank, chunk=64), expected, atol=1e-4)
 
 
+def test_distances_to_identical_rows_are_zero_not_nan() -> None:
+    """|q|^2 is added after the minimum: a query that is a bank row still gets 0 (clamped), not NaN."""
+    bank = torch.randn(50, 152, generator=torch.Generator().manual_seed(1))
+    got = distances(bank[:10].clone(), bank)
+    assert torch.isfinite(got).all() and float(got.max()) < 0.05
+
+
 def test_coreset_keeps_rare_patterns() -> None:
     """k-centre keeps the lone outlier that a 5% random sample would very likely drop."""
     generator = torch.Generator().manual_seed(1)
