@@ -8,14 +8,18 @@ same run. `--clients 8` then measures 8 client processes calling one agent at on
 client calling the raw runtime back to back (throughput). `--synthetic` runs the conv graph of
 bench/agent_overhead.py at the same size instead, the second case.
 
+Each `--spin` entry is one agent: a `--runtime-spin` mode, optionally followed by more `serve`
+arguments for that agent ("run --concurrency 1,run" compares one run at a time with the default).
+
 Run: .venv/bin/python bench/trained_overhead.py [--model runs/cookies-model] [--spin run,off]
-     [--rounds 5] [--calls 10] [--clients 8] [--synthetic]
+     [--rounds 5] [--calls 10] [--clients 8] [--synthetic] [--settle-s 0.2]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
 import subprocess
@@ -76,12 +80,13 @@ def frame(width: int, height: int) -> np.ndarray:
 
 
 class Agent:
-    def __init__(self, workdir: Path, package: Path, spin: str, threads: int) -> None:
-        self.socket = f"unix://{workdir}/agent-{spin}.sock"
-        models = workdir / f"models-{spin}"
+    def __init__(self, workdir: Path, package: Path, spin: str, threads: int, extra: list[str]) -> None:
+        tag = f"{spin}-{len(list(workdir.glob('models-*')))}"
+        self.socket = f"unix://{workdir}/agent-{tag}.sock"
+        models = workdir / f"models-{tag}"
         models.mkdir()
         (models / MODEL).symlink_to(package.resolve())
-        self.log = (workdir / f"agent-{spin}.log").open("wb")
+        self.log = (workdir / f"agent-{tag}.log").open("wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -98,6 +103,7 @@ class Agent:
                 str(threads),
                 "--runtime-spin",
                 spin,
+                *extra,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -105,6 +111,10 @@ class Agent:
         self.client = EdgeAgentClient(self.socket, timeout_s=120)
         self.client.wait_ready(60)
         self.client.start_model(MODEL, wait=True, timeout_s=300)
+
+    def rss_mib(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) >> 10
 
     def stop(self) -> None:
         self.client.close()
@@ -132,7 +142,13 @@ def requests(
     return out
 
 
-def _client_loop(socket: str, path: str, seconds: float, results: multiprocessing.Queue) -> None:
+def _client_loop(
+    socket: str,
+    path: str,
+    seconds: float,
+    start: multiprocessing.synchronize.Barrier,
+    results: multiprocessing.Queue,
+) -> None:
     image = frame(*_size)
     with (
         EdgeAgentClient(socket, timeout_s=120) as client,
@@ -141,6 +157,8 @@ def _client_loop(socket: str, path: str, seconds: float, results: multiprocessin
     ):
         shm.write(image)
         request = requests(image, shm, mask)[path]
+        client.stub.DetectAnomalies(request, timeout=120)
+        start.wait(120)  # all clients start together, after every process has imported and connected
         done, deadline = 0, time.monotonic() + seconds
         while time.monotonic() < deadline:
             client.stub.DetectAnomalies(request, timeout=120)
@@ -153,8 +171,9 @@ _size = (768, 576)
 
 def throughput(agent: Agent, path: str, clients: int, seconds: float) -> float:
     results: multiprocessing.Queue = multiprocessing.Queue()
+    start = multiprocessing.Barrier(clients)
     procs = [
-        multiprocessing.Process(target=_client_loop, args=(agent.socket, path, seconds, results))
+        multiprocessing.Process(target=_client_loop, args=(agent.socket, path, seconds, start, results))
         for _ in range(clients)
     ]
     for proc in procs:
@@ -163,6 +182,20 @@ def throughput(agent: Agent, path: str, clients: int, seconds: float) -> float:
     for proc in procs:
         proc.join()
     return total / seconds
+
+
+def time_block(fn, calls: int, settle_s: float) -> list[float]:
+    """One block of one path, after the previous block's threads have gone quiet.
+
+    The raw baseline is ONNX Runtime's default session, whose workers keep spinning after a run
+    returns: measured here, the first two agent calls after a raw block ran 3 ms (25%) slower inside
+    the agent, on cores those spinners held, and were flat once the bench paused 0.2 s between
+    blocks. No deployed client has a spinning session beside it, so every block starts after
+    `settle_s` of quiet and one untimed call.
+    """
+    time.sleep(settle_s)
+    fn()
+    return time_calls(fn, calls)
 
 
 def raw_calls_per_second(run, seconds: float) -> float:
@@ -178,12 +211,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "runs" / "cookies-model")
     parser.add_argument("--synthetic", action="store_true")
-    parser.add_argument("--spin", default="run,off", help="agent --runtime-spin modes, comma-separated")
+    parser.add_argument(
+        "--spin",
+        default="run,off",
+        help='agents, comma-separated: a --runtime-spin mode, then optional serve arguments ("run --concurrency 2")',
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--agent-args", default="", help='more `serve` arguments for every agent, e.g. "--concurrency 2"'
+    )
     parser.add_argument("--clients", type=int, default=0, help="also measure N concurrent clients")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--settle-s", type=float, default=0.2, help="quiet before each block (time_block says why)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ea-trained-", dir="/tmp"))
     if args.synthetic:
@@ -196,7 +239,13 @@ def main() -> None:
     raw_session = ort.InferenceSession(
         str(load_package(package).graph_path), providers=["CPUExecutionProvider"]
     )
-    agents = {spin: Agent(workdir, package, spin, args.threads) for spin in args.spin.split(",")}
+    # Each --spin entry is a mode, optionally followed by more `serve` arguments for that agent alone.
+    agents = {
+        entry: Agent(
+            workdir, package, entry.split()[0], args.threads, entry.split()[1:] + args.agent_args.split()
+        )
+        for entry in args.spin.split(",")
+    }
     samples: dict[str, list[float]] = {"raw": []}
     rows = []
     try:
@@ -214,17 +263,25 @@ def main() -> None:
                 time_calls(fn, 3)
             for _ in range(args.rounds):
                 for name, fn in calls.items():
-                    samples[name] += time_calls(fn, args.calls)
+                    samples[name] += time_block(fn, args.calls, args.settle_s)
         raw = percentile(samples["raw"], 50)
         for name, values in samples.items():
             p50, p99 = percentile(values, 50), percentile(values, 99)
             rows.append((name, p50, p99, p50 / raw, p99 / raw))
         tput = []
         if args.clients:
-            raw_rate = raw_calls_per_second(calls["raw"], args.seconds)
+            # Alternating halves, as the latency blocks do: the machine's speed drifts within a run.
+            rates: dict[str, list[float]] = {"raw": [], **{spin: [] for spin in agents}}
+            for _ in range(2):
+                time.sleep(args.settle_s)
+                rates["raw"].append(raw_calls_per_second(calls["raw"], args.seconds / 2))
+                for spin, agent in agents.items():
+                    time.sleep(args.settle_s)
+                    rates[spin].append(throughput(agent, "shm>segment", args.clients, args.seconds / 2))
+            raw_rate = sum(rates["raw"]) / 2
+            tput = [(spin, sum(rates[spin]) / 2, raw_rate) for spin in agents]
             for spin, agent in agents.items():
-                rate = throughput(agent, "shm>segment", args.clients, args.seconds)
-                tput.append((spin, rate, raw_rate))
+                print(f"agent {spin}: RSS {agent.rss_mib()} MiB after the clients", file=sys.stderr)
     finally:
         for agent in agents.values():
             agent.stop()

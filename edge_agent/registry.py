@@ -368,14 +368,16 @@ class ModelRegistry:
         return target
 
     def _estimate_bytes(self, entry: _Entry) -> int:
-        """Rough memory a loaded model needs: weights twice (file + session), float input copies."""
+        """Rough memory a loaded model needs: weights twice (file + session) and once more for the CPU
+        backend's single-threaded session, float input copies per run."""
         try:
             package = load(entry.directory)
             graph_bytes = package.graph_path.stat().st_size
         except Exception:
             return 0  # the load will fail and say why
         input_bytes = package.manifest.input_bytes
-        return 2 * graph_bytes + 5 * input_bytes * self.config.concurrency + 16 * MIB
+        sessions = 2 if self.config.backend == "cpu" and self.config.concurrency > 1 else 1
+        return (1 + sessions) * graph_bytes + 5 * input_bytes * self.config.concurrency + 16 * MIB
 
     def _admit_memory(self, entry: _Entry) -> int:
         need = self._estimate_bytes(entry)
@@ -429,7 +431,9 @@ class ModelRegistry:
         package = load(entry.directory)
         package.verify_graph()
         options = replace(
-            self.config.runtime, progress=lambda message: self._progress(entry, generation, message)
+            self.config.runtime,
+            parallel_runs=self.config.concurrency,
+            progress=lambda message: self._progress(entry, generation, message),
         )
         runtime = open_runtime(self.config.backend, package.graph_path, options)
         try:

@@ -44,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how ONNX Runtime's workers wait: 'run' spin between a run's operators and stop when it "
         "returns (default), 'off' never spin, 'always' keep spinning after runs (docs/agent.md)",
     )
-    parser.add_argument("--concurrency", type=int, default=1, help="runs of one model at the same time")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="runs of one model at the same time (default: 2 on the cpu backend, where a lone call still "
+        "takes every core and overlapping calls run single-threaded side by side; 1 on GPU backends)",
+    )
     parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")
     parser.add_argument(
         "--detect-threads",
@@ -90,8 +95,9 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         raise InvalidInputError(
             f"--socket-mode {args.socket_mode!r} is not an octal mode like 0660"
         ) from None
+    concurrency = args.concurrency if args.concurrency is not None else 2 if args.backend == "cpu" else 1
     for option, value, low in (
-        ("--concurrency", args.concurrency, 1),
+        ("--concurrency", concurrency, 1),
         ("--queue-depth", args.queue_depth, 0),
         ("--threads", args.threads, 0),
         ("--device-id", args.device_id, 0),
@@ -111,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             device_id=args.device_id,
             cache_dir=args.engine_cache,
         ),
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         queue_depth=args.queue_depth,
         memory_limit_bytes=None if args.memory_limit_mb is None else args.memory_limit_mb << 20,
     )

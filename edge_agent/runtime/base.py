@@ -28,6 +28,9 @@ class RuntimeOptions:
     # agent 10-15% on the cookies model) and stop when the run returns, so they do not hold the cores
     # that gRPC needs between calls. bench/trained_overhead.py compares the modes (bench/README.md).
     spin: str = "run"
+    # Runs of one model the registry lets in at once (`serve --concurrency`). The CPU backend serves
+    # them with one wide session and one single-threaded session (run_width.py says why).
+    parallel_runs: int = 1
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
     # Told what a slow load is doing (a TensorRT engine build takes minutes); the registry shows it

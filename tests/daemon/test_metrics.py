@@ -49,7 +49,9 @@ def wait_health(agent, service: str, wanted: int, timeout_s: float = 30.0) -> No
 
 
 def test_counters_move_exactly_as_calls_are_made(start_agent, packages):
-    agent = start_agent("--metrics-address", "unix://./metrics.sock", "--queue-depth", "0")
+    agent = start_agent(
+        "--metrics-address", "unix://./metrics.sock", "--concurrency", "1", "--queue-depth", "0"
+    )
     target = f"unix://{agent.workdir / 'metrics.sock'}"
     agent.add_model("seg", packages.segmentation)
     agent.add_model("heavy", packages.heavy)

@@ -1,0 +1,136 @@
+"""The floor under any agent: the trained model behind a bare grpc.aio server and behind a bare socket.
+
+Three servers, each its own process with the agent's session options on the same graph: a grpc.aio
+server whose empty unary call runs the model on a worker thread (as the agent does), the same on
+the event loop, and a Unix socket that answers one byte per model run (the least any IPC costs).
+The client alternates blocks of calls between them and ONNX Runtime's default session in this
+process, with a pause before each block (bench/trained_overhead.py `time_block` says why), and
+prints each p50 against the raw p50. `NAME@VAR=VALUE;...` adds a server with that environment
+(for example `aio_thread@GRPC_EXPERIMENTS=-event_engine_callback_cq`).
+
+Run: .venv/bin/python bench/probes/transport_floor.py MODEL_DIR [--rounds 12] [--servers aio_thread,aio_loop,socket]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import grpc
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent.runtime import RuntimeOptions, open_runtime
+
+
+def feeds_for(session: ort.InferenceSession) -> dict[str, np.ndarray]:
+    first = session.get_inputs()[0]
+    return {first.name: np.random.default_rng(0).integers(0, 255, first.shape, dtype=np.uint8)}
+
+
+def serve(kind: str, model: Path, path: str) -> None:
+    session = open_runtime("cpu", model / "model.onnx", RuntimeOptions())._session  # the agent's options
+    feeds = feeds_for(session)
+
+    def run(*_: object) -> bytes:
+        session.run(None, feeds)
+        return b""
+
+    if kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1)
+        connection, _ = listener.accept()
+        while connection.recv(16):
+            run()
+            connection.sendall(b"x")
+        return
+
+    async def main() -> None:
+        pool, loop = ThreadPoolExecutor(1), asyncio.get_running_loop()
+
+        async def on_loop(request: bytes, context: object) -> bytes:
+            return run()
+
+        async def on_thread(request: bytes, context: object) -> bytes:
+            return await loop.run_in_executor(pool, run)
+
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(on_loop if kind == "aio_loop" else on_thread)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", {"Run": handler}),))
+        server.add_insecure_port(f"unix://{path}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--servers", default="aio_thread,aio_loop,socket")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ea-floor-"))
+    servers = {}
+    for index, entry in enumerate(args.servers.split(",")):
+        kind, _, variables = entry.partition("@")
+        env = dict(os.environ, **dict(v.split("=", 1) for v in variables.split(";") if v))
+        path = str(work / f"s{index}")
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", kind, str(args.model), path], env=env
+        )
+        servers[entry] = (kind, path, process)
+    raw_session = ort.InferenceSession(str(args.model / "model.onnx"), providers=["CPUExecutionProvider"])
+    raw_feeds = feeds_for(raw_session)
+    calls = {"raw": lambda: raw_session.run(None, raw_feeds)}
+    try:
+        for entry, (kind, path, _) in servers.items():
+            deadline = time.monotonic() + 60
+            while not os.path.exists(path):
+                assert time.monotonic() < deadline, f"{entry} did not start"
+                time.sleep(0.1)
+            if kind == "socket":
+                client = socket.socket(socket.AF_UNIX)
+                client.connect(path)
+                calls[entry] = lambda c=client: (c.sendall(b"x"), c.recv(16))
+            else:
+                stub = grpc.insecure_channel(f"unix://{path}").unary_unary("/Floor/Run")
+                calls[entry] = lambda s=stub: s(b"", timeout=60)
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(args.rounds):
+            for name, call in calls.items():
+                time.sleep(0.2)
+                call()
+                for _ in range(args.calls):
+                    started = time.perf_counter()
+                    call()
+                    times[name].append(time.perf_counter() - started)
+    finally:
+        for _, _, process in servers.values():
+            process.kill()
+    raw = float(np.percentile(times["raw"], 50))
+    print(
+        f"{args.model}; onnxruntime {ort.__version__}, grpcio {grpc.__version__}; {args.rounds} x {args.calls} calls"
+    )
+    print("| path | p50 ms | p50 / raw p50 | p50 - raw p50 ms |\n|---|---|---|---|")
+    for name, values in times.items():
+        p50 = float(np.percentile(values, 50))
+        print(f"| {name} | {p50 * 1e3:.2f} | {p50 / raw:.3f} | {(p50 - raw) * 1e3:+.2f} |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        serve(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
+    else:
+        main()

@@ -1,0 +1,172 @@
+"""Run widths: a lone call takes every core, overlapping calls run single-threaded side by side."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge_agent.cli import build_parser
+from edge_agent.cli.serve import config_from_args
+from edge_agent.errors import ModelStoppedError
+from edge_agent.runtime import RuntimeOptions, open_runtime
+from edge_agent.runtime.run_width import RunWidths
+from edge_agent.testing.onnx_models import bright_blob_package
+
+WAIT_S = 10
+
+
+class Run(threading.Thread):
+    """One run held open until `release` is set; `wide` says which session it was given."""
+
+    def __init__(self, widths: RunWidths) -> None:
+        super().__init__(daemon=True)
+        self.widths = widths
+        self.started_run = threading.Event()
+        self.release = threading.Event()
+        self.wide: bool | None = None
+
+    def run(self) -> None:
+        with self.widths.choose() as wide:
+            self.wide = wide
+            self.started_run.set()
+            assert self.release.wait(WAIT_S)
+
+
+def started(widths: RunWidths) -> Run:
+    run = Run(widths)
+    run.start()
+    return run
+
+
+def test_a_lone_call_runs_wide_and_the_next_lone_call_too():
+    widths = RunWidths(2)
+    for _ in range(2):
+        run = started(widths)
+        assert run.started_run.wait(WAIT_S) and run.wide is True
+        assert widths.running() == (1, 0)
+        run.release.set()
+        run.join(WAIT_S)
+    assert widths.running() == (0, 0)
+
+
+def test_calls_that_overlap_a_wide_run_wait_for_it_then_run_narrow_together():
+    widths = RunWidths(2)
+    wide = started(widths)
+    assert wide.started_run.wait(WAIT_S)
+    second, third = started(widths), started(widths)
+    # Never beside the wide run: the cores are already taken.
+    assert not second.started_run.wait(0.3) and not third.started_run.wait(0.01)
+    wide.release.set()
+    assert second.started_run.wait(WAIT_S) and third.started_run.wait(WAIT_S)
+    assert (second.wide, third.wide) == (False, False)
+    assert widths.running() == (0, 2)
+    # A call arriving now joins the narrow runs once one ends, and never runs wide meanwhile.
+    fourth = started(widths)
+    assert not fourth.started_run.wait(0.3)
+    second.release.set()
+    assert fourth.started_run.wait(WAIT_S) and fourth.wide is False
+    assert widths.running() == (0, 2)
+    for run in (third, fourth):
+        run.release.set()
+        run.join(WAIT_S)
+    assert widths.running() == (0, 0)
+
+
+def test_fewer_than_two_parallel_runs_is_refused():
+    with pytest.raises(ValueError, match="parallel >= 2"):
+        RunWidths(1)
+
+
+class Recording:
+    """A real session that notes each run (which of the two sessions served it)."""
+
+    def __init__(self, session, name: str, log: list[str], gate: threading.Event | None = None) -> None:
+        self._session, self._name, self._log, self._gate = session, name, log, gate
+
+    def run(self, *args, **kwargs):
+        self._log.append(self._name)
+        if self._gate is not None:
+            assert self._gate.wait(WAIT_S)
+        return self._session.run(*args, **kwargs)
+
+
+def test_cpu_runtime_serves_overlapping_calls_from_its_single_threaded_session(tmp_path):
+    package = bright_blob_package(tmp_path / "m")
+    runtime = open_runtime("cpu", package.graph_path, RuntimeOptions(intra_op_threads=2, parallel_runs=2))
+    try:
+        assert runtime._narrow is not None
+        assert runtime._narrow.get_session_options().intra_op_num_threads == 1
+        image = np.random.default_rng(0).integers(0, 255, runtime.input_shape, dtype=np.uint8)
+        alone = runtime.run(image)
+        log: list[str] = []
+        hold = threading.Event()
+        runtime._session = Recording(runtime._session, "wide", log, gate=hold)
+        runtime._narrow = Recording(runtime._narrow, "narrow", log)
+        results: list[dict[str, np.ndarray]] = []
+        first = threading.Thread(target=lambda: results.append(runtime.run(image)))
+        first.start()
+        while not log:
+            threading.Event().wait(0.01)
+        second = threading.Thread(target=lambda: results.append(runtime.run(image)))
+        second.start()
+        hold.set()
+        first.join(WAIT_S)
+        second.join(WAIT_S)
+        assert log == ["wide", "narrow"]
+        for result in results:  # the same graph: the same answer from either session
+            for name, value in alone.items():
+                np.testing.assert_array_equal(result[name], value)
+    finally:
+        runtime.close()
+
+
+def test_no_single_threaded_session_where_runs_are_single_threaded_anyway(tmp_path):
+    package = bright_blob_package(tmp_path / "m")
+    for options in (RuntimeOptions(intra_op_threads=1, parallel_runs=2), RuntimeOptions(intra_op_threads=2)):
+        runtime = open_runtime("cpu", package.graph_path, options)
+        try:
+            assert runtime._narrow is None and runtime._widths is None
+        finally:
+            runtime.close()
+
+
+def test_a_call_waiting_for_its_run_when_the_model_stops_is_told_to_start_it_again(tmp_path):
+    package = bright_blob_package(tmp_path / "m")
+    runtime = open_runtime("cpu", package.graph_path, RuntimeOptions(intra_op_threads=2, parallel_runs=2))
+    image = np.zeros(runtime.input_shape, dtype=np.uint8)
+    log: list[str] = []
+    hold = threading.Event()
+    runtime._session = Recording(runtime._session, "wide", log, gate=hold)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            runtime.run(image)
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=call)
+    first.start()
+    while not log:
+        threading.Event().wait(0.01)
+    second = threading.Thread(target=call)
+    second.start()
+    assert runtime._widths is not None
+    while runtime._widths.running() != (1, 0):
+        threading.Event().wait(0.01)
+    runtime.close()  # StopModel while the second call waits for the wide run to end
+    hold.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert len(errors) == 1 and isinstance(errors[0], ModelStoppedError), errors
+    assert "start it again" in str(errors[0])
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("cpu", 2), ("gpu", 1), ("tensorrt", 1)])
+def test_serve_default_concurrency_depends_on_the_backend(backend, expected):
+    args = build_parser().parse_args(["serve", "--backend", backend])
+    assert config_from_args(args).registry.concurrency == expected
+    args = build_parser().parse_args(["serve", "--backend", backend, "--concurrency", "3"])
+    assert config_from_args(args).registry.concurrency == 3
