@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         help="runs of one model at the same time (default: 2 on the cpu backend, where a lone call still "
-        "takes every core and overlapping calls run single-threaded side by side; 1 on GPU backends)",
+        "takes every core and overlapping calls share them, side by side; 1 on GPU backends)",
     )
     parser.add_argument("--queue-depth", type=int, default=8, help="requests per model that may wait")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,19 @@ import onnxruntime as ort
 ort.disable_telemetry_events()  # the events themselves, in versions that honour only the call
 
 
+@dataclass(frozen=True)
+class NarrowRuns:
+    """A second session for runs that overlap: `runs` of them at once, `threads` each."""
+
+    runs: int
+    threads: int
+
+
 class OrtRuntime:
     """An InferenceSession that feeds the client's bitmap as the graph's uint8 input.
 
-    With `narrow_runs` >= 2 it holds a second, single-threaded session of the same graph, and
-    `RunWidths` sends each run to one of the two (run_width.py says when and why).
+    With `narrow` it holds a second session of the same graph on fewer threads, and `RunWidths`
+    sends each run to one of the two (run_width.py says when and why).
     """
 
     def __init__(
@@ -39,7 +48,7 @@ class OrtRuntime:
         options: RuntimeOptions,
         providers: Sequence[Any],
         backend: str,
-        narrow_runs: int = 0,
+        narrow: NarrowRuns | None = None,
     ) -> None:
         self.backend = backend
         self._session: ort.InferenceSession | None = _open_session(
@@ -55,9 +64,9 @@ class OrtRuntime:
         self.output_names = [o.name for o in self._session.get_outputs()]
         self._narrow: ort.InferenceSession | None = None
         self._widths: RunWidths | None = None
-        if narrow_runs >= 2:
-            self._narrow = _open_session(graph, options, providers, 1)
-            self._widths = RunWidths(narrow_runs)
+        if narrow is not None:
+            self._narrow = _open_session(graph, options, providers, narrow.threads)
+            self._widths = RunWidths(narrow.runs)
             if all(isinstance(side, int) for side in self.input_shape):
                 # The registry warms the wide session up; the first overlapping call must not pay
                 # for this one's first run (its arena and kernels).

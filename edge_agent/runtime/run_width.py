@@ -1,13 +1,14 @@
-"""How wide each CPU run is: every core for a call that is alone, one core each when calls overlap.
+"""How wide each CPU run is: every core for a call that is alone, a share of them when calls overlap.
 
 Measured on the trained cookies model (bench/README.md, "Many clients"): one run on both cores of
-the 2-core machine is the fastest single call, but with 8 clients the agent delivered only 0.87x the
-frames of one client calling the raw runtime back to back, because the cores idle while one run's
-threads wait for each other between the graph's many small operators. Two single-threaded runs side
-by side delivered 1.13x, at 1.7x the latency of a lone call. This picks per run: a call that finds
-nothing running takes every core (the wide session); a call that arrives while runs are in progress
-waits for a wide run to end, then runs single-threaded beside the others (the narrow session), up to
-`parallel` at once. The two never overlap, so the cores are never oversubscribed.
+the 2-core machine is the fastest single call, but with 8 clients the agent delivered only
+0.75-0.87x the frames of one client calling the raw runtime back to back, because the cores idle
+while one run's threads wait for each other between the graph's many small operators. Two
+single-threaded runs side by side delivered 1.13x, at 1.7x the latency of a lone call. This picks
+per run: a call that finds nothing running takes every core (the wide session); a call that
+arrives while runs are in progress waits for a wide run to end, then runs beside the others on the
+narrow session (its share of the cores: ort_cpu.narrow_runs), up to `parallel` at once. The two
+kinds never overlap, so the cores are never oversubscribed.
 """
 
 from __future__ import annotations

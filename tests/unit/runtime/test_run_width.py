@@ -1,4 +1,4 @@
-"""Run widths: a lone call takes every core, overlapping calls run single-threaded side by side."""
+"""Run widths: a lone call takes every core, overlapping calls share them side by side."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from edge_agent.cli import build_parser
 from edge_agent.cli.serve import config_from_args
 from edge_agent.errors import ModelStoppedError
 from edge_agent.runtime import RuntimeOptions, open_runtime
+from edge_agent.runtime.ort_cpu import narrow_runs
+from edge_agent.runtime.ort_session import NarrowRuns
 from edge_agent.runtime.run_width import RunWidths
 from edge_agent.testing.onnx_models import bright_blob_package
 
@@ -122,7 +124,24 @@ def test_cpu_runtime_serves_overlapping_calls_from_its_single_threaded_session(t
         runtime.close()
 
 
-def test_no_single_threaded_session_where_runs_are_single_threaded_anyway(tmp_path):
+@pytest.mark.parametrize(
+    ("cores", "threads", "parallel", "expected"),
+    [
+        (2, 0, 2, NarrowRuns(runs=2, threads=1)),  # this machine: one core each
+        (8, 0, 2, NarrowRuns(runs=2, threads=4)),  # Jetson Xavier: four each
+        (8, 4, 2, NarrowRuns(runs=2, threads=2)),  # --threads 4: the lone run's four, shared
+        (2, 0, 3, NarrowRuns(runs=2, threads=1)),  # never more runs than cores
+        (2, 1, 2, None),  # lone runs take one core anyway
+        (1, 0, 2, None),
+        (8, 0, 1, None),  # --concurrency 1: one run at a time
+    ],
+)
+def test_overlapping_runs_share_the_cores_a_lone_run_takes(cores, threads, parallel, expected):
+    options = RuntimeOptions(intra_op_threads=threads, parallel_runs=parallel)
+    assert narrow_runs(options, cores=cores) == expected
+
+
+def test_no_second_session_where_there_is_nothing_to_share(tmp_path):
     package = bright_blob_package(tmp_path / "m")
     for options in (RuntimeOptions(intra_op_threads=1, parallel_runs=2), RuntimeOptions(intra_op_threads=2)):
         runtime = open_runtime("cpu", package.graph_path, options)
