@@ -369,7 +369,7 @@ class ModelRegistry:
 
     def _estimate_bytes(self, entry: _Entry) -> int:
         """Rough memory a loaded model needs: weights twice (file + session) and once more for the CPU
-        backend's single-threaded session, float input copies per run."""
+        backend's second session (overlapping runs), float input copies per run."""
         try:
             package = load(entry.directory)
             graph_bytes = package.graph_path.stat().st_size

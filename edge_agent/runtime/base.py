@@ -29,7 +29,7 @@ class RuntimeOptions:
     # that gRPC needs between calls. bench/trained_overhead.py compares the modes (bench/README.md).
     spin: str = "run"
     # Runs of one model the registry lets in at once (`serve --concurrency`). The CPU backend serves
-    # them with one wide session and one single-threaded session (run_width.py says why).
+    # them with a session on every core and a second one that overlapping runs share (run_width.py).
     parallel_runs: int = 1
     device_id: int = 0
     cache_dir: Path | None = None  # compiled-engine cache (TensorRT)
