@@ -27,17 +27,24 @@ class RunWidths:
         self._parallel = parallel
         self._wide = False
         self._narrow = 0
+        self._waiting = 0
         self._changed = threading.Condition()
 
     @contextmanager
     def choose(self) -> Iterator[bool]:
         with self._changed:
-            wide = not self._wide and self._narrow == 0
+            # A call that arrives as a wide run ends must not take the cores again ahead of those
+            # that waited for it: they have been queueing, so they run narrow first.
+            wide = not self._wide and self._narrow == 0 and self._waiting == 0
             if wide:
                 self._wide = True
             else:
-                while self._wide or self._narrow >= self._parallel:
-                    self._changed.wait()
+                self._waiting += 1
+                try:
+                    while self._wide or self._narrow >= self._parallel:
+                        self._changed.wait()
+                finally:
+                    self._waiting -= 1
                 self._narrow += 1
         try:
             yield wide

@@ -76,6 +76,16 @@ def test_calls_that_overlap_a_wide_run_wait_for_it_then_run_narrow_together():
     assert widths.running() == (0, 0)
 
 
+def test_a_call_arriving_as_a_wide_run_ends_does_not_go_ahead_of_the_calls_that_waited():
+    widths = RunWidths(2)
+    widths._waiting = 1  # the instant after a wide run ended: its waiter is woken but not yet running
+    run = started(widths)
+    assert run.started_run.wait(WAIT_S) and run.wide is False
+    assert widths.running() == (0, 1)
+    run.release.set()
+    run.join(WAIT_S)
+
+
 def test_fewer_than_two_parallel_runs_is_refused():
     with pytest.raises(ValueError, match="parallel >= 2"):
         RunWidths(1)
