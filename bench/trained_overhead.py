@@ -219,9 +219,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument(
-        "--agent-args", default="", help='more `serve` arguments for every agent, e.g. "--concurrency 2"'
-    )
     parser.add_argument("--clients", type=int, default=0, help="also measure N concurrent clients")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument(
@@ -241,9 +238,7 @@ def main() -> None:
     )
     # Each --spin entry is a mode, optionally followed by more `serve` arguments for that agent alone.
     agents = {
-        entry: Agent(
-            workdir, package, entry.split()[0], args.threads, entry.split()[1:] + args.agent_args.split()
-        )
+        entry: Agent(workdir, package, entry.split()[0], args.threads, entry.split()[1:])
         for entry in args.spin.split(",")
     }
     samples: dict[str, list[float]] = {"raw": []}

@@ -52,6 +52,7 @@ from edge_agent.lifecycle import Event, next_state, status_name
 from edge_agent.model_package import MANIFEST_NAME, load
 from edge_agent.protocol.edge_agent_pb2 import FAILED, RUNNING, STARTING, STOPPED, STOPPING
 from edge_agent.runtime import RuntimeOptions, open_runtime
+from edge_agent.runtime.run_width import narrow_runs
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,8 @@ class ModelRegistry:
         except Exception:
             return 0  # the load will fail and say why
         input_bytes = package.manifest.input_bytes
-        sessions = 2 if self.config.backend == "cpu" and self.config.concurrency > 1 else 1
+        options = replace(self.config.runtime, parallel_runs=self.config.concurrency)
+        sessions = 2 if self.config.backend == "cpu" and narrow_runs(options) is not None else 1
         return (1 + sessions) * graph_bytes + 5 * input_bytes * self.config.concurrency + 16 * MIB
 
     def _admit_memory(self, entry: _Entry) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 from edge_agent.errors import ModelPackageError, ModelStoppedError
 from edge_agent.model_package import INPUT_IMAGE
 from edge_agent.runtime.base import SPIN_MODES, RuntimeOptions
-from edge_agent.runtime.run_width import RunWidths
+from edge_agent.runtime.run_width import NarrowRuns, RunWidths
 
 # No telemetry from an agent on a factory device. ONNX Runtime 1.32 starts it when first imported:
 # it writes a device id and an event database under $HOME/.cache/Microsoft/DeveloperTools/.onnxruntime
@@ -25,14 +24,6 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 
 ort.disable_telemetry_events()  # the events themselves, in versions that honour only the call
-
-
-@dataclass(frozen=True)
-class NarrowRuns:
-    """A second session for runs that overlap: `runs` of them at once, `threads` each."""
-
-    runs: int
-    threads: int
 
 
 class OrtRuntime:

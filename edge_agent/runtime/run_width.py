@@ -7,15 +7,40 @@ while one run's threads wait for each other between the graph's many small opera
 single-threaded runs side by side delivered 1.13x, at 1.7x the latency of a lone call. This picks
 per run: a call that finds nothing running takes every core (the wide session); a call that
 arrives while runs are in progress waits for a wide run to end, then runs beside the others on the
-narrow session (its share of the cores: ort_cpu.narrow_runs), up to `parallel` at once. The two
+narrow session (its share of the cores: `narrow_runs`), up to `parallel` at once. The two
 kinds never overlap, so the cores are never oversubscribed.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+from edge_agent.runtime.base import RuntimeOptions
+
+
+@dataclass(frozen=True)
+class NarrowRuns:
+    """The second session for runs that overlap: `runs` of them at once, `threads` each."""
+
+    runs: int
+    threads: int
+
+
+def narrow_runs(options: RuntimeOptions, cores: int | None = None) -> NarrowRuns | None:
+    """Overlapping runs share the cores a lone run takes: up to one run per core, each on its share
+    (one core each on 2 cores, 4 each for 2 runs on Jetson Xavier's 8). None where there is
+    nothing to share: one run at a time, or runs that take one core anyway."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    wide = options.intra_op_threads or cores
+    runs = min(options.parallel_runs, wide)
+    if runs < 2:
+        return None
+    return NarrowRuns(runs=runs, threads=wide // runs)
 
 
 class RunWidths:
@@ -60,3 +85,8 @@ class RunWidths:
         """(wide, narrow) runs in progress (tests watch this)."""
         with self._changed:
             return int(self._wide), self._narrow
+
+    def waiting(self) -> int:
+        """Calls waiting for a run (tests watch this)."""
+        with self._changed:
+            return self._waiting

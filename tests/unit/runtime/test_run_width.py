@@ -11,9 +11,7 @@ from edge_agent.cli import build_parser
 from edge_agent.cli.serve import config_from_args
 from edge_agent.errors import ModelStoppedError
 from edge_agent.runtime import RuntimeOptions, open_runtime
-from edge_agent.runtime.ort_cpu import narrow_runs
-from edge_agent.runtime.ort_session import NarrowRuns
-from edge_agent.runtime.run_width import RunWidths
+from edge_agent.runtime.run_width import NarrowRuns, RunWidths, narrow_runs
 from edge_agent.testing.onnx_models import bright_blob_package
 
 WAIT_S = 10
@@ -60,10 +58,11 @@ def test_calls_that_overlap_a_wide_run_wait_for_it_then_run_narrow_together():
     second, third = started(widths), started(widths)
     # Never beside the wide run: the cores are already taken.
     assert not second.started_run.wait(0.3) and not third.started_run.wait(0.01)
+    assert widths.waiting() == 2
     wide.release.set()
     assert second.started_run.wait(WAIT_S) and third.started_run.wait(WAIT_S)
     assert (second.wide, third.wide) == (False, False)
-    assert widths.running() == (0, 2)
+    assert widths.running() == (0, 2) and widths.waiting() == 0
     # A call arriving now joins the narrow runs once one ends, and never runs wide meanwhile.
     fourth = started(widths)
     assert not fourth.started_run.wait(0.3)
@@ -104,7 +103,7 @@ class Recording:
         return self._session.run(*args, **kwargs)
 
 
-def test_cpu_runtime_serves_overlapping_calls_from_its_single_threaded_session(tmp_path):
+def test_cpu_runtime_serves_overlapping_calls_from_its_narrow_session(tmp_path):
     package = bright_blob_package(tmp_path / "m")
     runtime = open_runtime("cpu", package.graph_path, RuntimeOptions(intra_op_threads=2, parallel_runs=2))
     try:
@@ -123,6 +122,8 @@ def test_cpu_runtime_serves_overlapping_calls_from_its_single_threaded_session(t
             threading.Event().wait(0.01)
         second = threading.Thread(target=lambda: results.append(runtime.run(image)))
         second.start()
+        while runtime._widths.waiting() != 1:  # it overlaps the wide run
+            threading.Event().wait(0.01)
         hold.set()
         first.join(WAIT_S)
         second.join(WAIT_S)
@@ -183,7 +184,7 @@ def test_a_call_waiting_for_its_run_when_the_model_stops_is_told_to_start_it_aga
     second = threading.Thread(target=call)
     second.start()
     assert runtime._widths is not None
-    while runtime._widths.running() != (1, 0):
+    while runtime._widths.waiting() != 1:
         threading.Event().wait(0.01)
     runtime.close()  # StopModel while the second call waits for the wide run to end
     hold.set()
