@@ -198,6 +198,22 @@ def time_block(fn, calls: int, settle_s: float) -> list[float]:
     return time_calls(fn, calls)
 
 
+def round_ratios(
+    blocks: list[list[float]], raw_blocks: list[list[float]], resamples: int = 2000
+) -> tuple[float, float, float]:
+    """The median over rounds of (this path's block p50 / the raw block p50 of the same round), and
+    its 95% bootstrap interval (rounds resampled).
+
+    A round's blocks run within about a second of each other, so each round's ratio is measured at
+    one speed of the machine; how far the ratios scatter from round to round is how precisely one
+    run can state the ratio at all.
+    """
+    ratios = np.array([np.median(a) / np.median(r) for a, r in zip(blocks, raw_blocks, strict=True)])
+    picks = np.random.default_rng(0).integers(0, len(ratios), (resamples, len(ratios)))
+    low, high = np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5])
+    return float(np.median(ratios)), float(low), float(high)
+
+
 def raw_calls_per_second(run, seconds: float) -> float:
     done, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -241,7 +257,6 @@ def main() -> None:
         entry: Agent(workdir, package, entry.split()[0], args.threads, entry.split()[1:])
         for entry in args.spin.split(",")
     }
-    samples: dict[str, list[float]] = {"raw": []}
     rows = []
     try:
         with SharedMemoryBuffer.create(image.size) as shm, SharedMemoryBuffer.create(image.size) as mask:
@@ -253,16 +268,18 @@ def main() -> None:
                     calls[f"{spin} {path}"] = lambda a=agent, r=request: a.client.stub.DetectAnomalies(
                         r, timeout=120
                     )
-            samples = {name: [] for name in calls}
+            blocks: dict[str, list[list[float]]] = {name: [] for name in calls}
             for fn in calls.values():
                 time_calls(fn, 3)
             for _ in range(args.rounds):
                 for name, fn in calls.items():
-                    samples[name] += time_block(fn, args.calls, args.settle_s)
-        raw = percentile(samples["raw"], 50)
+                    blocks[name].append(time_block(fn, args.calls, args.settle_s))
+        samples = {name: [t for block in runs for t in block] for name, runs in blocks.items()}
+        raw, raw_p99 = percentile(samples["raw"], 50), percentile(samples["raw"], 99)
         for name, values in samples.items():
             p50, p99 = percentile(values, 50), percentile(values, 99)
-            rows.append((name, p50, p99, p50 / raw, p99 / raw))
+            paired = round_ratios(blocks[name], blocks["raw"])
+            rows.append((name, p50, p99, p50 / raw, paired, p99 / raw, p99 / raw_p99))
         tput = []
         if args.clients:
             # Alternating halves, as the latency blocks do: the machine's speed drifts within a run.
@@ -285,10 +302,14 @@ def main() -> None:
         f"\n{what}, {manifest.width}x{manifest.height}; cpu cores {os.cpu_count()}; onnxruntime "
         f"{ort.__version__}; rounds {args.rounds} x {args.calls} calls per path; raw = default session in the client\n"
     )
-    print("| path (agent spin, frame > mask) | p50 ms | p99 ms | p50 / raw p50 | p99 / raw p50 |")
-    print("|---|---|---|---|---|")
-    for name, p50, p99, r50, r99 in rows:
-        print(f"| {name} | {p50:.1f} | {p99:.1f} | {r50:.3f} | {r99:.3f} |")
+    print(
+        "| path (agent spin, frame > mask) | p50 ms | p99 ms | p50 / raw p50 | median of round ratios [95% interval] | p99 / raw p50 | p99 / raw p99 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, p50, p99, r50, (middle, low, high), r99, tail in rows:
+        print(
+            f"| {name} | {p50:.1f} | {p99:.1f} | {r50:.3f} | {middle:.3f} [{low:.3f}, {high:.3f}] | {r99:.3f} | {tail:.3f} |"
+        )
     for spin, rate, raw_rate in tput:
         print(
             f"\n{args.clients} clients, shm in, mask into a segment, agent spin={spin}: {rate:.1f} frames/s; "

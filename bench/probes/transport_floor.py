@@ -31,6 +31,9 @@ import onnxruntime as ort
 
 from edge_agent.runtime import RuntimeOptions, open_runtime
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from trained_overhead import round_ratios
+
 
 def feeds_for(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     first = session.get_inputs()[0]
@@ -107,26 +110,36 @@ def main() -> None:
             else:
                 stub = grpc.insecure_channel(f"unix://{path}").unary_unary("/Floor/Run")
                 calls[entry] = lambda s=stub: s(b"", timeout=60)
-        times: dict[str, list[float]] = {name: [] for name in calls}
+        blocks: dict[str, list[list[float]]] = {name: [] for name in calls}
         for _ in range(args.rounds):
             for name, call in calls.items():
                 time.sleep(0.2)
                 call()
+                block = []
                 for _ in range(args.calls):
                     started = time.perf_counter()
                     call()
-                    times[name].append(time.perf_counter() - started)
+                    block.append(time.perf_counter() - started)
+                blocks[name].append(block)
     finally:
         for _, _, process in servers.values():
             process.kill()
+    times = {name: [t for block in runs for t in block] for name, runs in blocks.items()}
     raw = float(np.percentile(times["raw"], 50))
     print(
         f"{args.model}; onnxruntime {ort.__version__}, grpcio {grpc.__version__}; {args.rounds} x {args.calls} calls"
     )
-    print("| path | p50 ms | p50 / raw p50 | p50 - raw p50 ms |\n|---|---|---|---|")
+    print(
+        "| path | p50 ms | p50 / raw p50 | median of round ratios [95% interval] | p50 - raw p50 ms |\n"
+        "|---|---|---|---|---|"
+    )
     for name, values in times.items():
         p50 = float(np.percentile(values, 50))
-        print(f"| {name} | {p50 * 1e3:.2f} | {p50 / raw:.3f} | {(p50 - raw) * 1e3:+.2f} |")
+        middle, low, high = round_ratios(blocks[name], blocks["raw"])
+        print(
+            f"| {name} | {p50 * 1e3:.2f} | {p50 / raw:.3f} | {middle:.3f} [{low:.3f}, {high:.3f}] "
+            f"| {(p50 - raw) * 1e3:+.2f} |"
+        )
 
 
 if __name__ == "__main__":
