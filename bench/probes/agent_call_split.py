@@ -6,7 +6,7 @@ coroutine and the detection thread start and end, and around the ONNX Runtime ru
 and the response encoding; the client stamps before and after each call. Prints p50 and p90 of each
 stage. Nothing in the agent is changed but the timers.
 
-Run: .venv/bin/python bench/probes/agent_call_split.py MODEL_DIR [shm>segment|shm>inline] [serve args...]
+Run: .venv/bin/python bench/probes/agent_call_split.py MODEL_DIR ['shm>segment'|'shm>inline'] [serve args...]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Starts the agent in a wrapper process (`--as-agent`) that records every collecti
 path after 20 untimed ones, and prints the collections per generation and how many of the slowest
 1% of calls overlapped one.
 
-Run: .venv/bin/python bench/probes/gc_pauses.py MODEL_DIR [shm>segment|shm>inline] [CALLS] [serve args...]
+Run: .venv/bin/python bench/probes/gc_pauses.py MODEL_DIR ['shm>segment'|'shm>inline'] [CALLS] [serve args...]
 """
 
 from __future__ import annotations
