@@ -4,7 +4,8 @@ One run: train (or reuse) a cookies model, start one real agent per `--spin` mod
 alternate blocks of calls (not single calls) between the raw baseline, ONNX Runtime's default
 session in this process as a user would call it, and every frame and mask path through each agent:
 inline or shared memory in, mask inline or into a client segment. Ratios are to the raw p50 of the
-same run. `--clients 8` then measures 8 client processes calling one agent at once against one
+same run, pooled and as the median of per-round ratios with a 95% interval (`round_ratios`).
+`--clients 8` then measures 8 client processes calling one agent at once against one
 client calling the raw runtime back to back (throughput). `--synthetic` runs the conv graph of
 bench/agent_overhead.py at the same size instead, the second case.
 

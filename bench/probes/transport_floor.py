@@ -5,7 +5,8 @@ server whose empty unary call runs the model on a worker thread (as the agent do
 the event loop, and a Unix socket that answers one byte per model run (the least any IPC costs).
 The client alternates blocks of calls between them and ONNX Runtime's default session in this
 process, with a pause before each block (bench/trained_overhead.py `time_block` says why), and
-prints each p50 against the raw p50. `NAME@VAR=VALUE;...` adds a server with that environment
+prints each p50 against the raw p50, pooled and per round (`trained_overhead.round_ratios`).
+`NAME@VAR=VALUE;...` adds a server with that environment
 (for example `aio_thread@GRPC_EXPERIMENTS=-event_engine_callback_cq`).
 
 Run: .venv/bin/python bench/probes/transport_floor.py MODEL_DIR [--rounds 12] [--servers aio_thread,aio_loop,socket]
