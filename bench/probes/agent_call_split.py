@@ -14,16 +14,13 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from wrapped_agent import timed_calls
 
-BENCH = Path(__file__).resolve().parents[1]
 STAGES = (
     ("request: client -> bytes parsed", "t0", "parsed"),
     ("parsed -> coroutine", "parsed", "co_in"),
@@ -90,38 +87,8 @@ def as_agent(out: str, argv: list[str]) -> int:
 
 
 def measure(model: Path, path: str, serve_args: list[str], calls: int = 150, skip: int = 20) -> None:
-    sys.path.insert(0, str(BENCH))
-    from trained_overhead import MODEL, frame, requests
-
-    from edge_agent.client import EdgeAgentClient, SharedMemoryBuffer
-    from edge_agent.model_package import load as load_package
-
-    work = Path(tempfile.mkdtemp(prefix="ea-split-"))
-    (work / "models").mkdir()
-    (work / "models" / MODEL).symlink_to(model.resolve())
-    out, socket = work / "stamps.json", f"unix://{work}/agent.sock"
-    agent = subprocess.Popen(
-        [sys.executable, __file__, "--as-agent", str(out), "--log-level", "WARNING", "serve", "--socket", socket,
-         "--models-dir", str(work / "models"), *serve_args]
-    )  # fmt: skip
-    atexit.register(lambda: agent.poll() is None and agent.kill())
-    manifest = load_package(model).manifest
-    image = frame(manifest.width, manifest.height)
-    client = EdgeAgentClient(socket, timeout_s=120)
-    client.wait_ready(60)
-    client.start_model(MODEL, wait=True, timeout_s=300)
-    with SharedMemoryBuffer.create(image.size) as shm, SharedMemoryBuffer.create(image.size) as mask:
-        shm.write(image)
-        request = requests(image, shm, mask)[path]
-        ends = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            client.stub.DetectAnomalies(request, timeout=120)
-            ends.append((started, time.perf_counter()))
-    client.close()
-    agent.send_signal(signal.SIGTERM)
-    agent.wait(60)
-    stamps = json.loads(out.read_text())[-calls:]
+    ends, recorded = timed_calls(__file__, model, path, calls, serve_args)
+    stamps = recorded[-calls:]
     rows = [dict(s, t0=t0, t3=t3) for (t0, t3), s in zip(ends, stamps, strict=True)][skip:]
     print(f"{model}, {path}, {len(rows)} calls; serve {' '.join(serve_args) or '(defaults)'}")
     print("| stage | p50 ms | p90 ms |\n|---|---|---|")

@@ -15,16 +15,12 @@ import atexit
 import gc
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[1]
+from wrapped_agent import timed_calls
 
 
 def as_agent(out: str, argv: list[str]) -> int:
@@ -48,40 +44,8 @@ def as_agent(out: str, argv: list[str]) -> int:
 
 
 def measure(model: Path, path: str, calls: int, serve_args: list[str]) -> None:
-    sys.path.insert(0, str(BENCH))
-    from trained_overhead import MODEL, frame, requests
-
-    from edge_agent.client import EdgeAgentClient, SharedMemoryBuffer
-    from edge_agent.model_package import load as load_package
-
-    work = Path(tempfile.mkdtemp(prefix="ea-gc-"))
-    (work / "models").mkdir()
-    (work / "models" / MODEL).symlink_to(model.resolve())
-    out, socket = work / "gc.json", f"unix://{work}/agent.sock"
-    agent = subprocess.Popen(
-        [sys.executable, __file__, "--as-agent", str(out), "--log-level", "WARNING", "serve", "--socket", socket,
-         "--models-dir", str(work / "models"), *serve_args]
-    )  # fmt: skip
-    atexit.register(lambda: agent.poll() is None and agent.kill())
-    manifest = load_package(model).manifest
-    image = frame(manifest.width, manifest.height)
-    client = EdgeAgentClient(socket, timeout_s=120)
-    client.wait_ready(60)
-    client.start_model(MODEL, wait=True, timeout_s=300)
-    with SharedMemoryBuffer.create(image.size) as shm, SharedMemoryBuffer.create(image.size) as mask:
-        shm.write(image)
-        request = requests(image, shm, mask)[path]
-        for _ in range(20):
-            client.stub.DetectAnomalies(request, timeout=120)
-        begin, spans = time.perf_counter(), []
-        for _ in range(calls):
-            started = time.perf_counter()
-            client.stub.DetectAnomalies(request, timeout=120)
-            spans.append((started, time.perf_counter()))
-    client.close()
-    agent.send_signal(signal.SIGTERM)
-    agent.wait(60)
-    data = json.loads(out.read_text())
+    spans, data = timed_calls(__file__, model, path, calls, serve_args, warmup=20)
+    begin = spans[0][0]
     events = [event for event in data["events"] if event[1] >= begin]
     latency = np.array([end - start for start, end in spans]) * 1e3
     print(
