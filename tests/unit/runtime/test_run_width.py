@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -32,6 +34,14 @@ class Run(threading.Thread):
             self.wide = wide
             self.started_run.set()
             assert self.release.wait(WAIT_S)
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for another thread to reach a state, failing (not hanging) if it never does."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
 
 
 def started(widths: RunWidths) -> Run:
@@ -118,12 +128,10 @@ def test_cpu_runtime_serves_overlapping_calls_from_its_narrow_session(tmp_path):
         results: list[dict[str, np.ndarray]] = []
         first = threading.Thread(target=lambda: results.append(runtime.run(image)))
         first.start()
-        while not log:
-            threading.Event().wait(0.01)
+        until(lambda: bool(log), "the first call runs")
         second = threading.Thread(target=lambda: results.append(runtime.run(image)))
         second.start()
-        while runtime._widths.waiting() != 1:  # it overlaps the wide run
-            threading.Event().wait(0.01)
+        until(lambda: runtime._widths.waiting() == 1, "the second call waits: it overlaps the wide run")
         hold.set()
         first.join(WAIT_S)
         second.join(WAIT_S)
@@ -179,13 +187,11 @@ def test_a_call_waiting_for_its_run_when_the_model_stops_is_told_to_start_it_aga
 
     first = threading.Thread(target=call)
     first.start()
-    while not log:
-        threading.Event().wait(0.01)
+    until(lambda: bool(log), "the first call runs")
     second = threading.Thread(target=call)
     second.start()
     assert runtime._widths is not None
-    while runtime._widths.waiting() != 1:
-        threading.Event().wait(0.01)
+    until(lambda: runtime._widths.waiting() == 1, "the second call waits for the wide run")
     runtime.close()  # StopModel while the second call waits for the wide run to end
     hold.set()
     first.join(WAIT_S)
