@@ -1,15 +1,17 @@
 """The floor under any agent: the trained model behind a bare grpc.aio server and behind a bare socket.
 
-Three servers, each its own process with the agent's session options on the same graph: a grpc.aio
-server whose empty unary call runs the model on a worker thread (as the agent does), the same on
-the event loop, and a Unix socket that answers one byte per model run (the least any IPC costs).
+Servers, each its own process with the agent's session options on the same graph: a grpc.aio
+server whose empty unary call runs the model on a worker thread (as the agent does, `aio_thread`),
+the same on the event loop (`aio_loop`), a synchronous `grpc.server` running it in its handler
+thread (`sync`), and a Unix socket that answers one byte per model run (`socket`, the least any IPC
+costs). `KIND:SPIN` gives that server another `--runtime-spin` mode (`aio_thread:always`).
 The client alternates blocks of calls between them and ONNX Runtime's default session in this
 process, with a pause before each block (bench/trained_overhead.py `time_block` says why), and
 prints each p50 against the raw p50, pooled and per round (`trained_overhead.round_ratios`).
 `NAME@VAR=VALUE;...` adds a server with that environment
 (for example `aio_thread@GRPC_EXPERIMENTS=-event_engine_callback_cq`).
 
-Run: .venv/bin/python bench/probes/transport_floor.py MODEL_DIR [--rounds 12] [--servers aio_thread,aio_loop,socket]
+Run: .venv/bin/python bench/probes/transport_floor.py MODEL_DIR [--rounds 12] [--servers aio_thread,aio_loop,socket,aio_thread:always]
 """
 
 from __future__ import annotations
@@ -41,13 +43,24 @@ def feeds_for(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     return {first.name: np.random.default_rng(0).integers(0, 255, first.shape, dtype=np.uint8)}
 
 
-def serve(kind: str, model: Path, path: str) -> None:
-    session = open_runtime("cpu", model / "model.onnx", RuntimeOptions())._session  # the agent's options
+def serve(entry: str, model: Path, path: str) -> None:
+    kind, _, spin = entry.partition(":")
+    options = RuntimeOptions(spin=spin) if spin else RuntimeOptions()  # the agent's options
+    session = open_runtime("cpu", model / "model.onnx", options)._session
     feeds = feeds_for(session)
 
     def run(*_: object) -> bytes:
         session.run(None, feeds)
         return b""
+
+    if kind == "sync":
+        server = grpc.server(ThreadPoolExecutor(2))
+        handler = grpc.unary_unary_rpc_method_handler(run)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", {"Run": handler}),))
+        server.add_insecure_port(f"unix://{path}")
+        server.start()
+        server.wait_for_termination()
+        return
 
     if kind == "socket":
         listener = socket.socket(socket.AF_UNIX)
@@ -94,7 +107,7 @@ def main() -> None:
         process = subprocess.Popen(
             [sys.executable, __file__, "--serve", kind, str(args.model), path], env=env
         )
-        servers[entry] = (kind, path, process)
+        servers[entry] = (kind.partition(":")[0], path, process)
     raw_session = ort.InferenceSession(str(args.model / "model.onnx"), providers=["CPUExecutionProvider"])
     raw_feeds = feeds_for(raw_session)
     calls = {"raw": lambda: raw_session.run(None, raw_feeds)}
