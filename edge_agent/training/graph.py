@@ -152,7 +152,8 @@ class AnomalyGraph(nn.Module):
         if not self.segmentation:
             return (score,)
         size = (self.height, self.width)
-        full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)[0, 0]
+        full = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)
+        full = full.view(size)  # not [0, 0]: indexing exports as two Gathers that copy the full-size map
         anomalous = full >= self.pixel_threshold
         mask, areas = self.mask_and_areas(self.label_index(anomalous, logits, grid))
         return score, mask, areas
@@ -181,6 +182,7 @@ class AnomalyGraph(nn.Module):
             return anomalous.to(torch.int32)
         label_logits = logits[:, 1:].transpose(0, 1).reshape(1, num_labels, *grid)
         size = (self.height, self.width)
-        label_full = F.interpolate(label_logits, size=size, mode="bilinear", align_corners=False)[0]
+        label_full = F.interpolate(label_logits, size=size, mode="bilinear", align_corners=False)
+        label_full = label_full.view(num_labels, *size)  # not [0]: a Gather would copy it
         best = label_full.argmax(dim=0).to(torch.int32) + 1
         return torch.where(anomalous, best, torch.zeros_like(best))
