@@ -12,6 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# The tests fork agent processes (subprocess.Popen) while this process holds gRPC channels. Before
+# Python 3.10, Popen forks rather than vforks, so gRPC's fork handlers run, and grpcio 1.70 (the
+# newest for Python 3.8) then stalls each fork (10 forks in 40 s with idle channels, in a local
+# stress script) and now and then aborts the process (grpc/grpc#31885). The children exec at once
+# and never use this process's gRPC, so they need no fork support. Set before gRPC is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import grpc
 import pytest
 
