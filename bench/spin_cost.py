@@ -74,10 +74,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
     package = trained_model(args.model)
-    manifest = load_package(package).manifest
+    loaded = load_package(package)
+    manifest = loaded.manifest
     image = frame(manifest.width, manifest.height)
     workdir = Path(tempfile.mkdtemp(prefix="ea-spin-", dir="/tmp"))
-    raw = ort.InferenceSession(str(load_package(package).graph_path), providers=["CPUExecutionProvider"])
+    raw = ort.InferenceSession(str(loaded.graph_path), providers=["CPUExecutionProvider"])
     agents = {spin: Agent(workdir, package, spin, 0, []) for spin in args.spin.split(",")}
     gaps = [float(g) / 1e3 for g in args.gaps_ms.split(",")]
     latency: dict[tuple[str, float], list[list[float]]] = {}

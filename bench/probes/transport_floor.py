@@ -43,6 +43,13 @@ def feeds_for(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     return {first.name: np.random.default_rng(0).integers(0, 255, first.shape, dtype=np.uint8)}
 
 
+def listen(server: grpc.Server | grpc.aio.Server, handler: object, path: str) -> None:
+    """The floor's one method, /Floor/Run, on the Unix socket `path` (sync and aio servers alike)."""
+    method = grpc.unary_unary_rpc_method_handler(handler)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", {"Run": method}),))
+    server.add_insecure_port(f"unix://{path}")
+
+
 def serve(entry: str, model: Path, path: str) -> None:
     kind, _, spin = entry.partition(":")
     options = RuntimeOptions(spin=spin) if spin else RuntimeOptions()  # the agent's options
@@ -55,9 +62,7 @@ def serve(entry: str, model: Path, path: str) -> None:
 
     if kind == "sync":
         server = grpc.server(ThreadPoolExecutor(2))
-        handler = grpc.unary_unary_rpc_method_handler(run)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", {"Run": handler}),))
-        server.add_insecure_port(f"unix://{path}")
+        listen(server, run, path)
         server.start()
         server.wait_for_termination()
         return
@@ -82,9 +87,7 @@ def serve(entry: str, model: Path, path: str) -> None:
             return await loop.run_in_executor(pool, run)
 
         server = grpc.aio.server()
-        handler = grpc.unary_unary_rpc_method_handler(on_loop if kind == "aio_loop" else on_thread)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", {"Run": handler}),))
-        server.add_insecure_port(f"unix://{path}")
+        listen(server, on_loop if kind == "aio_loop" else on_thread, path)
         await server.start()
         await server.wait_for_termination()
 
